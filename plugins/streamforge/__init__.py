@@ -1,0 +1,1 @@
+"""StreamForge: Binance market data through Kafka into ArangoDB, orchestrated by Apache Airflow."""
