@@ -11,7 +11,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml worker_
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	$(VENV)/bin/pip install -q --no-deps -e . -e worker_images
-	$(PY) -m tests.infra.kafka fetch
+	$(PY) -m tests.infra.kafka resolve
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv, install the pinned lock, fetch the Kafka broker jars
