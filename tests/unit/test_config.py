@@ -62,6 +62,10 @@ def test_time_range_forms(value: str, start: str, end: str) -> None:
         ({"TIME_RANGE": "2020-13-01/2020-01-02"}, "TIME_RANGE: start '2020-13-01' is not an ISO-8601 date"),
         ({"TIME_RANGE": "2020-01-03:2020-01-01"}, "TIME_RANGE: end 2020-01-02T00:00:00+00:00 must be after start"),
         ({"TYPE": "api_candles_7m"}, "TYPE: unknown data type 'api_candles_7m'"),
+        (
+            {"TYPE": "api_trades", "TIME_RANGE": "2020-01-01:2020-01-02"},
+            "error: TIME_RANGE 2020-01-01T00:00:00Z/2020-01-03T00:00:00Z is longer than the 1 day one api_trades",
+        ),
         ({"SYMBOL": "BTC/USDT"}, "SYMBOL: illegal symbol 'BTC/USDT'"),
         ({"LOADER_SOURCE": "ftp"}, "LOADER_SOURCE: Input should be 'auto', 'rest' or 'archive'"),
         ({"KAFKA_SECURITY_PROTOCOL": "SASL_SSL"}, "KAFKA_USER and KAFKA_PASSWORD are required"),

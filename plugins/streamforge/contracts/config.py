@@ -72,7 +72,7 @@ class TimeRange(BaseModel):
         if not isinstance(value, str):
             return value
         if match := _SEED_RANGE.match(value.strip()):
-            first, last = (_parse_instant(g, side) for g, side in zip(match.groups(), ("start", "end")))
+            first, last = (_parse_instant(g, side) for g, side in zip(match.groups(), ("start", "end"), strict=True))
             return {"start": first, "end": last + timedelta(days=1)}
         if value.count("/") != 1:
             raise ValueError(
@@ -234,6 +234,21 @@ class LoaderSettings(RunEnv):
     binance_max_wait_seconds: float = Field(default=300, ge=0)
     batch_size: int = Field(default=1000, gt=0, le=1000)
 
+    @model_validator(mode="after")
+    def _window_fits_the_type(self) -> Self:
+        limit = DataType.parse(self.type).max_window
+        if self.time_range.end - self.time_range.start > limit:
+            raise ValueError(
+                f"TIME_RANGE {self.time_range.iso()} is longer than the {_days(limit)} one {self.type} run may load; "
+                "split it into several runs"
+            )
+        return self
+
+
+def _days(span: timedelta) -> str:
+    days = span / timedelta(days=1)
+    return f"{days:g} day" + ("" if days == 1 else "s")
+
 
 class SinkSettings(RunEnv):
     type: DataTypeName
@@ -276,9 +291,11 @@ def format_errors(exc: ValidationError) -> str:
     lines = []
     for err in exc.errors():
         loc = [str(p) for p in err["loc"]]
-        name = loc[0].upper() if loc else "configuration"
         message = err["msg"].removeprefix("Value error, ")
-        lines.append(f"{name}: {message}" + ("" if err["type"] != "missing" else " (environment variable not set)"))
+        if err["type"] == "missing":
+            message += " (environment variable not set)"
+        # Whole-model checks name their variables in the message itself.
+        lines.append(f"{loc[0].upper()}: {message}" if loc else message)
     return "; ".join(lines)
 
 

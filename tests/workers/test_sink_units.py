@@ -1,0 +1,228 @@
+"""The sink's pure parts: the restart-proof ledger and the ArangoDB retry policy (no infrastructure)."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import requests
+from arango.exceptions import ArangoServerError, DocumentInsertError
+from arango.request import Request
+from arango.response import Response
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+from streamforge.contracts.config import SinkSettings
+from streamforge_workers.runtime.worker import Interrupted
+from streamforge_workers.sink.arango_writer import (
+    ArangoUnavailable,
+    ArangoWriteError,
+    ArangoWriter,
+    is_transient,
+)
+from streamforge_workers.sink.ledger import Ledger, LedgerError, parse_metadata
+
+LOG = logging.getLogger("test")
+TOPIC = "wf-x-data"
+
+
+def fresh(partitions: int = 2) -> Ledger:
+    return Ledger.from_committed(TOPIC, [TopicPartition(TOPIC, p, -1001) for p in range(partitions)], LOG)
+
+
+def test_counts_advance_only_with_commits_and_survive_a_restart() -> None:
+    ledger = fresh()
+    for offset in range(5):
+        ledger.add_record(0, offset)
+    ledger.add_record(1, 0)
+    assert (ledger.written, ledger.pending) == (0, 6)
+    commits = {tp.partition: tp for tp in ledger.pending_commits()}
+    assert commits[0].offset == 5 and parse_metadata(commits[0].metadata) == (5, None)
+    ledger.mark_committed()
+    assert (ledger.written, ledger.pending, ledger.pending_commits()) == (6, 0, [])
+
+    # The process dies during the next batch: its records are written but not committed.
+    ledger.add_record(1, 1)
+    ledger.add_eos(0, 5, records=8)
+    in_flight = {tp.partition: tp for tp in ledger.pending_commits()}
+    assert parse_metadata(in_flight[0].metadata) == (5, 8)
+
+    # A new process resumes from what IS committed (partition 1 at offset 1, one record)...
+    committed = [commits[0], commits[1]]
+    resumed = Ledger.from_committed(TOPIC, committed, LOG)
+    assert resumed.written == 6
+    assert [(tp.partition, tp.offset) for tp in resumed.start_positions()] == [(0, 5), (1, 1)]
+    assert not resumed.accepts(1, 0)  # already counted
+    # ...re-reads the lost batch and counts it once.
+    resumed.add_record(1, 1)
+    resumed.add_eos(0, 5, records=8)
+    resumed.add_record(1, 2)
+    resumed.add_eos(1, 3, records=8)
+    resumed.mark_committed()
+    assert resumed.all_finished and resumed.final_total() == 8
+    # A partition whose marker is committed is not read again by a later process.
+    done = Ledger.from_committed(TOPIC, _commits_of(resumed), LOG)
+    assert done.all_finished and done.start_positions() == [] and done.final_total() == 8
+
+
+def _commits_of(ledger: Ledger) -> list[TopicPartition]:
+    return [
+        TopicPartition(TOPIC, s.partition, s.committed_offset, metadata=s.metadata())
+        for s in ledger.states.values()
+    ]
+
+
+def test_commit_without_our_metadata_rereads_the_partition() -> None:
+    foreign = [TopicPartition(TOPIC, 0, 40, metadata=""), TopicPartition(TOPIC, 1, 7, metadata="{")]
+    ledger = Ledger.from_committed(TOPIC, foreign, LOG)
+    assert ledger.written == 0
+    assert [tp.offset for tp in ledger.start_positions()] == [OFFSET_BEGINNING, OFFSET_BEGINNING]
+
+
+def test_records_after_the_marker_are_not_taken() -> None:
+    ledger = fresh(1)
+    ledger.add_record(0, 0)
+    ledger.add_eos(0, 1, records=1)
+    assert not ledger.accepts(0, 2)
+
+
+def test_total_must_match_the_marker() -> None:
+    ledger = fresh(2)
+    ledger.add_record(0, 0)
+    ledger.add_eos(0, 1, records=3)
+    ledger.add_eos(1, 0, records=3)
+    ledger.mark_committed()
+    with pytest.raises(LedgerError, match=r"wrote 1 records .* announces 3"):
+        ledger.final_total()
+
+
+def test_markers_must_agree() -> None:
+    ledger = fresh(2)
+    ledger.add_eos(0, 0, records=0)
+    ledger.add_eos(1, 0, records=1)
+    ledger.mark_committed()
+    with pytest.raises(LedgerError, match="disagree"):
+        ledger.final_total()
+
+
+@pytest.mark.parametrize("text", [None, "", "x", "[]", '{"v":2,"written":1}', '{"v":1,"written":-1}'])
+def test_foreign_metadata_is_not_trusted(text: str | None) -> None:
+    assert parse_metadata(text) is None
+
+
+# --- ArangoDB retries -----------------------------------------------------------------------
+
+
+def writer(sleeps: list[float], **env: str) -> ArangoWriter:
+    settings = SinkSettings.model_validate(
+        {
+            "kafka_bootstrap_servers": "127.0.0.1:9",
+            "queue_id": "q",
+            "symbol": "BTCUSDT",
+            "type": "api_candles_1m",
+            "telemetry_producer_id": "arango-candles__abc123",
+            "queue_created_at": "2024-08-01T00:00:00Z",
+            "kafka_topic": "t",
+            "collection_name": "c",
+            "arango_url": "http://127.0.0.1:9",
+            **env,
+        }
+    )
+    return ArangoWriter(settings, component="arango-candles", sleep=sleeps.append, log=LOG)
+
+
+def test_transient_failures_back_off_exponentially_then_give_up() -> None:
+    sleeps: list[float] = []
+    w = writer(sleeps, arango_retry_attempts="4", arango_retry_wait_seconds="0.5")
+    calls = []
+
+    def refused() -> None:
+        calls.append(1)
+        raise requests.ConnectionError("refused")
+
+    with pytest.raises(ArangoUnavailable, match="in 4 attempts"):
+        w._call("write 3 documents", refused)
+    assert (len(calls), sleeps) == (4, [0.5, 1.0, 2.0])
+
+
+def test_recovers_when_arango_comes_back() -> None:
+    sleeps: list[float] = []
+    outcomes = [ConnectionAbortedError("Can't connect"), None]
+
+    def flaky() -> str:
+        if (error := outcomes.pop(0)) is not None:
+            raise error
+        return "ok"
+
+    assert writer(sleeps)._call("write", flaky) == "ok"
+    assert sleeps == [1.0]
+
+
+def test_non_transient_errors_are_not_retried() -> None:
+    sleeps: list[float] = []
+    with pytest.raises(ArangoWriteError, match="could not write: boom"):
+        writer(sleeps)._call("write", lambda: (_ for _ in ()).throw(ValueError("boom")))
+    assert sleeps == []
+
+
+def test_stop_during_backoff_interrupts() -> None:
+    def interrupting_sleep(_: float) -> None:
+        raise Interrupted("stop command received")
+
+    w = writer([])
+    w._sleep = interrupting_sleep
+    with pytest.raises(Interrupted):
+        w._call("write", lambda: (_ for _ in ()).throw(requests.Timeout("slow")))
+
+
+def server_error(http: int, error_num: int, message: str = "x") -> ArangoServerError:
+    resp = Response("post", "http://arango/_api/document/c", {}, http, "status", "")
+    resp.error_code, resp.error_message = error_num, message
+    return DocumentInsertError(resp, Request(method="post", endpoint="/_api/document/c"))
+
+
+@pytest.mark.parametrize(
+    ("error", "transient"),
+    [
+        (server_error(503, 503), True),
+        (server_error(500, 4), True),
+        (server_error(409, 1200), True),  # write-write conflict
+        (server_error(400, 1221), False),  # illegal key
+        (server_error(409, 1210), False),  # unique constraint
+        (requests.ReadTimeout("slow"), True),
+        (ConnectionAbortedError("Can't connect to host(s)"), True),
+        (ValueError("bug"), False),
+    ],
+)
+def test_transient_classification(error: BaseException, transient: bool) -> None:
+    assert is_transient(error) is transient
+
+
+class FakeCollection:
+    """insert_many answering with per-document results, as python-arango returns them."""
+
+    def __init__(self, *answers: list[object]) -> None:
+        self.answers = list(answers)
+        self.calls = 0
+
+    def insert_many(self, docs: list[dict], **kwargs: object) -> list[object]:
+        assert kwargs == {"overwrite_mode": "replace", "silent": False}
+        self.calls += 1
+        return self.answers.pop(0)
+
+
+def test_per_document_errors_fail_the_batch() -> None:
+    w = writer([])
+    w._collection = FakeCollection([{"_key": "a"}, server_error(400, 1221, "illegal document key")])
+    with pytest.raises(
+        ArangoWriteError, match=r"1 document\(s\) .* _key 'b': \[ERR 1221\] illegal document key"
+    ):
+        w.write([{"_key": "a"}, {"_key": "b"}])
+
+
+def test_conflicting_documents_retry_the_whole_batch() -> None:
+    sleeps: list[float] = []
+    w = writer(sleeps)
+    w._collection = fake = FakeCollection(
+        [{"_key": "a"}, server_error(409, 1200)], [{"_key": "a"}, {"_key": "b"}]
+    )
+    w.write([{"_key": "a"}, {"_key": "b"}])
+    assert (fake.calls, sleeps) == (2, [1.0])

@@ -1,0 +1,1 @@
+"""StreamForge workers: one package, one entrypoint module per component (`Component.module`)."""

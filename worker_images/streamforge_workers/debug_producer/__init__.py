@@ -1,0 +1,1 @@
+"""debug-producer: send ping/stop to queue-control and (optionally) wait for the pong."""

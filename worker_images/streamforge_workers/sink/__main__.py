@@ -1,0 +1,44 @@
+"""`python -m streamforge_workers.sink`: arango-candles or arango-trades, chosen by TYPE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import NoReturn, cast
+
+from confluent_kafka import Consumer
+from streamforge.contracts.config import SinkSettings
+
+from streamforge_workers.runtime.worker import WorkerContext, run
+from streamforge_workers.sink.arango_writer import ArangoWriter
+from streamforge_workers.sink.engine import SinkEngine, consumer_config
+
+DESCRIPTION = (
+    "StreamForge ArangoDB sink: consumes KAFKA_TOPIC from the beginning, validates every record "
+    "(candles or aggTrades, by TYPE), writes them in batches into COLLECTION_NAME (replace on "
+    "_key) and finishes once the end-of-stream marker is committed on every partition."
+)
+
+
+def body(ctx: WorkerContext) -> int:
+    settings = cast(SinkSettings, ctx.settings)
+    writer = ArangoWriter(settings, component=ctx.component, sleep=ctx.wait, log=ctx.log)
+    consumer = Consumer(consumer_config(settings))
+    try:
+        return SinkEngine(ctx, settings, writer, consumer).run()
+    finally:
+        consumer.close()
+        writer.close()
+
+
+def main(argv: Sequence[str] | None = None) -> NoReturn:
+    run(
+        lambda settings: settings.component.value,
+        SinkSettings,
+        body,
+        argv,
+        description=DESCRIPTION,
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,199 @@
+"""ArangoDB side of the sink: collection setup and batch writes, with bounded retries.
+
+Every request goes through one tenacity policy: transient failures (connection refused or
+reset, timeouts, HTTP 5xx/408/429, write-write conflicts) are retried with exponential backoff
+(SinkSettings.arango_retry_*); anything else — and transient failures that outlast the
+budget — ends the sink with a message that says what failed where. The backoff sleeps through
+the worker's interruptible wait, so a `stop` is obeyed while ArangoDB is down too.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import requests
+from arango import ArangoClient
+from arango.collection import StandardCollection
+from arango.exceptions import ArangoServerError
+from arango.http import DefaultHTTPClient
+from streamforge.contracts.config import SinkSettings
+from streamforge.contracts.names import Layout
+from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+
+from streamforge_workers.runtime.worker import FatalError, Interrupted
+from streamforge_workers.sink.metrics import ARANGO_RETRIES
+
+T = TypeVar("T")
+
+_MAX_BACKOFF_S = 8.0
+# ArangoDB error numbers that mean "try again": write-write conflict, lock timeout, shutting down.
+_TRANSIENT_ERROR_NUMS = {1200, 18, 21}
+_ERR_DATABASE_NOT_FOUND = 1228
+_ERR_DUPLICATE_NAME = 1207
+
+
+class ArangoUnavailable(FatalError):
+    """ArangoDB stayed unreachable or failing through every retry."""
+
+
+class ArangoWriteError(FatalError):
+    """ArangoDB refused the request or some documents of a batch (not worth retrying)."""
+
+
+class _DocumentErrors(Exception):
+    """Some documents of a batch failed; transient ones make the whole batch retry."""
+
+    def __init__(self, failures: list[tuple[str, ArangoServerError]]) -> None:
+        key, first = failures[0]
+        super().__init__(
+            f"{len(failures)} document(s) of the batch were not written; first: _key {key!r}: "
+            f"[ERR {first.error_code}] {first.error_message}"
+        )
+        self.transient = all(err.error_code in _TRANSIENT_ERROR_NUMS for _, err in failures)
+
+
+def is_transient(exc: BaseException) -> bool:
+    if isinstance(exc, requests.RequestException | ConnectionError):
+        # ConnectionError covers python-arango's ConnectionAbortedError ("Can't connect to host(s)").
+        return True
+    if isinstance(exc, _DocumentErrors):
+        return exc.transient
+    if isinstance(exc, ArangoServerError):
+        return exc.http_code in (408, 429) or exc.http_code >= 500 or exc.error_code in _TRANSIENT_ERROR_NUMS
+    return False
+
+
+class ArangoWriter:
+    """Writes documents of one collection; `setup()` first, then `write()` per batch."""
+
+    def __init__(
+        self,
+        settings: SinkSettings,
+        *,
+        component: str,
+        sleep: Callable[[float], None] = time.sleep,
+        log: logging.Logger | None = None,
+    ) -> None:
+        self._settings = settings
+        self._component = component
+        self._sleep = sleep
+        self._log = log or logging.getLogger(__name__)
+        # Retries are ours alone: python-arango and urllib3 would otherwise retry connection
+        # errors on their own (3 x 3, with their own sleeps), out of reach of `stop`.
+        self._client = ArangoClient(
+            hosts=settings.arango_url,
+            resolver_max_tries=1,
+            http_client=DefaultHTTPClient(request_timeout=settings.arango_timeout_seconds, retry_attempts=0),
+        )
+        self._db = self._client.db(
+            settings.arango_db,
+            username=settings.arango_user,
+            password=settings.arango_password.get_secret_value(),
+            verify=False,
+        )
+        self._collection: StandardCollection = self._db.collection(settings.collection_name)
+
+    @property
+    def collection(self) -> StandardCollection:
+        return self._collection
+
+    def setup(self) -> None:
+        """Check the database, create the collection (and its time index for layout single)."""
+        name = self._settings.collection_name
+        exists = self._call(f"look up collection {name}", lambda: self._db.has_collection(name))
+        if not exists:
+            self._call(f"create collection {name}", self._create_collection)
+            self._log.info("created collection", extra={"collection": name})
+        if self._settings.collection_layout is Layout.SINGLE:
+            field = self._settings.data_type.time_field
+            # Creating an identical index again returns the existing one, so this is idempotent.
+            self._call(
+                f"create the {field} index on {name}",
+                lambda: self._collection.add_index(
+                    {"type": "persistent", "fields": [field], "name": f"idx_{field}"}
+                ),
+            )
+
+    def _create_collection(self) -> None:
+        try:
+            self._db.create_collection(self._settings.collection_name)
+        except ArangoServerError as exc:
+            if exc.error_code != _ERR_DUPLICATE_NAME:  # created meanwhile by someone else: fine
+                raise
+
+    def write(self, docs: list[dict[str, Any]]) -> None:
+        """Insert-or-replace every document; returns only if ALL of them are stored."""
+        if docs:
+            self._call(f"write {len(docs)} documents", lambda: self._insert(docs))
+
+    def _insert(self, docs: list[dict[str, Any]]) -> None:
+        results = self._collection.insert_many(docs, overwrite_mode="replace", silent=False)
+        # python-arango reports per-document failures as exception objects inside the list.
+        failures = [
+            (doc.get("_key", "?"), result)
+            for doc, result in zip(docs, results, strict=True)
+            if isinstance(result, ArangoServerError)
+        ]
+        if failures:
+            raise _DocumentErrors(failures)
+
+    def close(self) -> None:
+        self._client.close()
+
+    # --- the one retry policy ---------------------------------------------------------------
+
+    def _call(self, what: str, fn: Callable[[], T]) -> T:
+        s = self._settings
+        started = time.monotonic()
+        retrying = Retrying(
+            stop=stop_after_attempt(s.arango_retry_attempts),
+            wait=wait_exponential(multiplier=s.arango_retry_wait_seconds, max=_MAX_BACKOFF_S),
+            retry=retry_if_exception(is_transient),
+            sleep=self._sleep,
+            before_sleep=lambda state: self._before_sleep(what, state),
+            reraise=True,
+        )
+        try:
+            return retrying(fn)
+        except Interrupted:  # `stop` arrived during a backoff sleep
+            raise
+        except Exception as exc:
+            raise self._fatal(what, exc, time.monotonic() - started) from exc
+
+    def _before_sleep(self, what: str, state: RetryCallState) -> None:
+        ARANGO_RETRIES.labels(self._component).inc()
+        exc = state.outcome.exception() if state.outcome else None
+        self._log.warning(
+            "ArangoDB request failed, retrying",
+            extra={
+                "action": what,
+                "attempt": state.attempt_number,
+                "retry_in_s": round(state.upcoming_sleep, 2),
+                "error": str(exc),
+            },
+        )
+
+    def _fatal(self, what: str, exc: Exception, elapsed: float) -> FatalError:
+        s = self._settings
+        where = f"ArangoDB at {s.arango_url}"
+        if isinstance(exc, FatalError):
+            return exc
+        if isinstance(exc, ArangoServerError) and exc.error_code == _ERR_DATABASE_NOT_FOUND:
+            return ArangoWriteError(
+                f"database {s.arango_db!r} does not exist on {where}: create it first "
+                "(the sink creates collections, not databases)"
+            )
+        if isinstance(exc, ArangoServerError) and exc.http_code in (401, 403):
+            return ArangoWriteError(
+                f"{where} refused user {s.arango_user!r} on database {s.arango_db!r} "
+                f"(HTTP {exc.http_code}): check ARANGO_USER/ARANGO_PASSWORD"
+            )
+        if is_transient(exc):
+            return ArangoUnavailable(
+                f"{where} unavailable: could not {what} in {s.arango_retry_attempts} attempts "
+                f"over {elapsed:.1f} s; last error: {type(exc).__name__}: {exc}"
+            )
+        return ArangoWriteError(f"{where}: could not {what}: {exc}")

@@ -1,0 +1,282 @@
+"""The sink's loop: consume the data topic, validate, batch, write, commit, finish at end of stream.
+
+Consumer: the group `streamforge-sink-<queue_id>` with explicit `assign()` of every partition
+(count from the topic's metadata) instead of `subscribe()`: a restarted sink (after kill -9)
+starts at once instead of waiting out the dead member's session, and it starts each partition
+exactly where its trusted commit says (see ledger.py). Offsets are committed synchronously and
+only after the batch they cover is stored, so a crash replays at most one batch, which
+`overwrite_mode="replace"` turns into the same documents.
+
+Done = the end-of-stream marker is committed on every partition; the total then comes from the
+commit metadata (exact across restarts) and must equal the loader's announced count.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NoReturn, Protocol, TypeVar
+
+from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
+from pydantic import ValidationError
+from streamforge.contracts.config import SinkSettings
+from streamforge.contracts.records import Candle, EndOfStream, RecordError, Trade, is_eos, record_model
+
+from streamforge_workers.runtime.worker import FatalError, WorkerContext
+from streamforge_workers.sink.ledger import Ledger, LedgerError
+from streamforge_workers.sink.metrics import BATCH_SECONDS, BATCHES, RECORDS_WRITTEN, register
+
+T = TypeVar("T")
+
+# Short blocking calls keep `stop` within its 5 s budget.
+POLL_TIMEOUT_S = 0.2
+KAFKA_CALL_TIMEOUT_S = 2.0
+# How long Kafka may stay unreachable (or the topic missing) during setup or a commit.
+KAFKA_PATIENCE_S = 30.0
+MAX_MESSAGES_PER_POLL = 5000
+
+# Kafka errors no retry can cure; anything else (coordinator moving, transport, timeouts) is
+# retried for up to KAFKA_PATIENCE_S.
+_FATAL_KAFKA_CODES = {
+    KafkaError.UNKNOWN_TOPIC_OR_PART,
+    KafkaError.TOPIC_AUTHORIZATION_FAILED,
+    KafkaError.GROUP_AUTHORIZATION_FAILED,
+    KafkaError.SASL_AUTHENTICATION_FAILED,
+    KafkaError.OFFSET_METADATA_TOO_LARGE,
+    KafkaError._UNKNOWN_PARTITION,
+    KafkaError._UNKNOWN_TOPIC,
+    KafkaError._INVALID_ARG,
+    KafkaError._AUTHENTICATION,
+}
+
+
+class Writer(Protocol):
+    def setup(self) -> None: ...
+    def write(self, docs: list[dict[str, Any]]) -> None: ...
+
+
+def consumer_config(settings: SinkSettings) -> dict[str, Any]:
+    return settings.kafka_config() | {
+        "group.id": f"streamforge-sink-{settings.queue_id}",
+        "client.id": settings.telemetry_producer_id,
+        # A fresh group reads from the start: the loader may well have finished before the
+        # sink started (the original sinks' `latest` silently lost those records).
+        "auto.offset.reset": "earliest",
+        "enable.auto.commit": False,
+        "enable.auto.offset.store": False,
+        "enable.partition.eof": False,
+        # Bound the prefetch queue: small JSON records, no need for librdkafka's 64 MB default.
+        "queued.max.messages.kbytes": 8192,
+    }
+
+
+class SinkEngine:
+    def __init__(
+        self,
+        ctx: WorkerContext,
+        settings: SinkSettings,
+        writer: Writer,
+        consumer: Consumer,
+    ) -> None:
+        self._ctx = ctx
+        self._settings = settings
+        self._writer = writer
+        self._consumer = consumer
+        self._topic = settings.kafka_topic
+        self._component = settings.component.value
+        self._model = record_model(settings.data_type.kind.value)
+        self._interval = settings.data_type.interval.code if settings.data_type.interval else None
+        self._batch: list[dict[str, Any]] = []
+        self._batch_started: float | None = None
+        self._latency_s = settings.batch_max_latency_ms / 1000
+        self._warned_after_eos: set[int] = set()
+        register(self._component)
+
+    # --- entry point ----------------------------------------------------------------------
+
+    def run(self) -> int:
+        """Write the whole topic; returns the exact, cross-checked number of records."""
+        self._writer.setup()
+        partitions = self._partitions()
+        committed = self._kafka("read the committed offsets", lambda: self._committed(partitions))
+        ledger = Ledger.from_committed(self._topic, committed, self._ctx.log)
+        self._ctx.log.info(
+            "resuming" if ledger.written else "starting",
+            extra={
+                "topic": self._topic,
+                "partitions": len(partitions),
+                "records_committed": ledger.written,
+                "unfinished_partitions": ledger.unfinished(),
+            },
+        )
+        if not ledger.all_finished:
+            self._consumer.assign(ledger.start_positions())
+            self._consume(ledger)
+        try:
+            return ledger.final_total()
+        except LedgerError as exc:
+            raise FatalError(str(exc)) from None
+
+    # --- the loop -------------------------------------------------------------------------
+
+    def _consume(self, ledger: Ledger) -> None:
+        while not ledger.all_finished:
+            self._ctx.check_stop()  # a stop drops the open batch: nothing half-done is committed
+            room = self._settings.batch_size - len(self._batch)
+            messages = self._consumer.consume(
+                num_messages=max(1, min(room, MAX_MESSAGES_PER_POLL)), timeout=self._poll_timeout()
+            )
+            for msg in messages:
+                self._take(msg, ledger)
+            if self._flush_due(ledger):
+                self._flush(ledger)
+            self._ctx.progress(ledger.written, f"wrote {ledger.written} records")
+
+    def _poll_timeout(self) -> float:
+        if self._batch_started is None:
+            return POLL_TIMEOUT_S
+        left = self._batch_started + self._latency_s - time.monotonic()
+        return min(POLL_TIMEOUT_S, max(0.0, left))
+
+    def _flush_due(self, ledger: Ledger) -> bool:
+        if ledger.eos_pending:  # commit a marker promptly: it may be the last thing we wait for
+            return True
+        if not self._batch:
+            return False
+        assert self._batch_started is not None
+        return (
+            len(self._batch) >= self._settings.batch_size
+            or time.monotonic() - self._batch_started >= self._latency_s
+        )
+
+    def _take(self, msg: Message, ledger: Ledger) -> None:
+        err = msg.error()
+        if err is not None:
+            self._kafka_error(err)
+            return
+        partition, offset = msg.partition(), msg.offset()
+        if not ledger.accepts(partition, offset):
+            if ledger.states[partition].eos_seen and partition not in self._warned_after_eos:
+                self._warned_after_eos.add(partition)
+                self._ctx.log.warning(
+                    "message after the end-of-stream marker ignored (loader contract broken?)",
+                    extra={"topic": self._topic, "partition": partition, "offset": offset},
+                )
+            return
+        value = msg.value() or b""
+        if is_eos(msg.headers()):
+            try:
+                eos = EndOfStream.model_validate_json(value)
+            except ValidationError as exc:
+                self._refuse(msg, ledger, f"malformed end-of-stream marker: {exc.errors()[0]['msg']}")
+            ledger.add_eos(partition, offset, eos.records)
+            # Nothing after the marker belongs to this run: stop fetching the partition.
+            self._consumer.pause([TopicPartition(self._topic, partition)])
+            return
+        try:
+            record = self._model.from_bytes(value)
+            self._check_stream(record)
+        except RecordError as exc:
+            self._refuse(msg, ledger, str(exc))
+        if self._batch_started is None:
+            self._batch_started = time.monotonic()
+        self._batch.append(record.to_document())
+        ledger.add_record(partition, offset)
+
+    def _check_stream(self, record: Candle | Trade) -> None:
+        """A valid record of another symbol/interval would land in the wrong collection."""
+        if record.symbol != self._settings.symbol:
+            raise RecordError(f"record of symbol {record.symbol!r} on the topic of {self._settings.symbol}")
+        if isinstance(record, Candle) and record.interval != self._interval:
+            raise RecordError(f"{record.interval} candle on the topic of {self._settings.type}")
+
+    def _refuse(self, msg: Message, ledger: Ledger, reason: str) -> NoReturn:
+        """Fail on a bad record: store and commit what came before it, never anything past it."""
+        where = f"topic {self._topic} partition {msg.partition()} offset {msg.offset()}"
+        message = f"invalid record at {where}: {reason}"
+        try:
+            self._flush(ledger)
+        except FatalError as exc:
+            message += f" (writing the records before it failed too: {exc})"
+        raise FatalError(message)
+
+    def _kafka_error(self, err: KafkaError) -> None:
+        if err.code() == KafkaError._PARTITION_EOF:
+            return
+        if err.fatal() or err.code() in _FATAL_KAFKA_CODES:
+            raise FatalError(f"Kafka error while consuming {self._topic}: {err.str()}")
+        # Transient (broker restart, network): librdkafka reconnects by itself.
+        self._ctx.log.warning("Kafka consumer error", extra={"topic": self._topic, "error": err.str()})
+
+    # --- writing and committing ---------------------------------------------------------------
+
+    def _flush(self, ledger: Ledger) -> None:
+        docs, records = self._batch, ledger.pending
+        commits = ledger.pending_commits()
+        if not docs and not commits:
+            return
+        started = time.monotonic()
+        self._writer.write(docs)
+        if commits:
+            self._kafka("commit offsets", lambda: self._commit(commits))
+        ledger.mark_committed()
+        self._batch, self._batch_started = [], None
+        if docs:
+            BATCHES.labels(self._component).inc()
+            BATCH_SECONDS.labels(self._component).observe(time.monotonic() - started)
+            RECORDS_WRITTEN.labels(self._component).inc(records)
+        self._ctx.log.debug(
+            "batch committed",
+            extra={"records": records, "written": ledger.written, "seconds": time.monotonic() - started},
+        )
+
+    def _committed(self, partitions: list[int]) -> list[TopicPartition]:
+        tps = self._consumer.committed(
+            [TopicPartition(self._topic, p) for p in partitions], timeout=KAFKA_CALL_TIMEOUT_S
+        )
+        failed = [tp for tp in tps if tp.error is not None]
+        if failed:
+            raise KafkaException(failed[0].error)
+        return tps
+
+    def _commit(self, offsets: list[TopicPartition]) -> None:
+        result = self._consumer.commit(offsets=offsets, asynchronous=False) or []
+        failed = [tp for tp in result if tp.error is not None]
+        if failed:
+            raise KafkaException(failed[0].error)
+
+    # --- Kafka calls that may meet a broker that is briefly away -----------------------------
+
+    def _partitions(self) -> list[int]:
+        def lookup() -> list[int]:
+            metadata = self._consumer.list_topics(self._topic, timeout=KAFKA_CALL_TIMEOUT_S)
+            topic = metadata.topics.get(self._topic)
+            if topic is None or topic.error is not None or not topic.partitions:
+                reason = topic.error.str() if topic is not None and topic.error else "no partitions"
+                raise _NotYet(f"topic {self._topic} is not available: {reason}")
+            return sorted(topic.partitions)
+
+        return self._kafka(f"read the metadata of topic {self._topic}", lookup)
+
+    def _kafka(self, what: str, call: Callable[[], T]) -> T:
+        """Retry transient Kafka failures for up to KAFKA_PATIENCE_S, obeying `stop`."""
+        deadline = time.monotonic() + KAFKA_PATIENCE_S
+        delay = 0.25
+        while True:
+            try:
+                return call()
+            except (KafkaException, _NotYet) as exc:
+                err = exc.args[0] if exc.args else exc
+                retriable = isinstance(exc, _NotYet) or (
+                    isinstance(err, KafkaError) and not err.fatal() and err.code() not in _FATAL_KAFKA_CODES
+                )
+                text = err.str() if isinstance(err, KafkaError) else str(err)
+                if not retriable or time.monotonic() > deadline:
+                    raise FatalError(f"Kafka: could not {what}: {text}") from None
+                self._ctx.log.warning("Kafka call failed, retrying", extra={"action": what, "error": text})
+                self._ctx.wait(delay)
+                delay = min(delay * 2, 4.0)
+
+
+class _NotYet(Exception):
+    """A Kafka precondition (topic metadata) that may still become true."""

@@ -1,0 +1,195 @@
+"""Per-partition bookkeeping of the sink: what is written, what is committed, where each partition ends.
+
+How `records_written` stays exact across restarts (kill -9, then a new process): the count is
+never a per-process counter. Every offset commit carries, in the commit's metadata, the number of
+data records of that partition written up to the committed offset, and — once the partition's
+end-of-stream marker is consumed — the marker's `records`. A restarted sink reads its committed
+offsets with their metadata and continues each count where the last commit left it. Records
+after the last commit are read again, written again (replace on `_key` → the same documents) and
+counted once, because a count only advances together with the commit that covers it.
+
+A commit without our metadata (e.g. offsets moved with kafka-consumer-groups) is not trusted:
+that partition is re-read from its beginning, which costs time but keeps the count exact.
+The final total is cross-checked against the EndOfStream markers (`EndOfStream.records` is the
+loader's total, the same on every partition).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
+_META_VERSION = 1
+
+
+class LedgerError(Exception):
+    """The topic's contents contradict the end-of-stream contract (message is for humans)."""
+
+
+@dataclass
+class PartitionState:
+    partition: int
+    # Next offset to read after the last commit; OFFSET_BEGINNING when nothing trusted is committed.
+    committed_offset: int = OFFSET_BEGINNING
+    committed_written: int = 0
+    # EndOfStream.records of this partition's marker, once the marker is committed.
+    committed_eos: int | None = None
+    # Consumed but not yet committed (the open batch).
+    next_offset: int | None = None
+    pending_records: int = 0
+    pending_eos: int | None = None
+
+    @property
+    def finished(self) -> bool:
+        """The marker is committed: nothing more will come from this partition."""
+        return self.committed_eos is not None
+
+    @property
+    def eos_seen(self) -> bool:
+        return self.committed_eos is not None or self.pending_eos is not None
+
+    @property
+    def dirty(self) -> bool:
+        return self.next_offset is not None and self.next_offset != self.committed_offset
+
+    def metadata(self) -> str:
+        meta: dict[str, int] = {
+            "v": _META_VERSION,
+            "written": self.committed_written + self.pending_records,
+        }
+        eos = self.pending_eos if self.pending_eos is not None else self.committed_eos
+        if eos is not None:
+            meta["eos"] = eos
+        return json.dumps(meta, separators=(",", ":"))
+
+
+def parse_metadata(text: str | None) -> tuple[int, int | None] | None:
+    """(written, eos records or None) from our commit metadata; None if it is not ours."""
+    if not text:
+        return None
+    try:
+        meta = json.loads(text)
+    except ValueError:
+        return None
+    if not isinstance(meta, dict) or meta.get("v") != _META_VERSION:
+        return None
+    written, eos = meta.get("written"), meta.get("eos")
+    if not isinstance(written, int) or written < 0 or not (eos is None or isinstance(eos, int)):
+        return None
+    return written, eos
+
+
+class Ledger:
+    """The sink's view of every partition of one topic."""
+
+    def __init__(self, topic: str, states: Iterable[PartitionState]) -> None:
+        self.topic = topic
+        self.states = {s.partition: s for s in states}
+
+    @classmethod
+    def from_committed(cls, topic: str, committed: Iterable[TopicPartition], log: logging.Logger) -> Ledger:
+        """Resume from the group's committed offsets and their metadata (see module docstring)."""
+        states = []
+        for tp in committed:
+            state = PartitionState(tp.partition)
+            if tp.offset >= 0:
+                parsed = parse_metadata(tp.metadata)
+                if parsed is None:
+                    log.warning(
+                        "committed offset without sink metadata: re-reading the partition from its start",
+                        extra={"partition": tp.partition, "offset": tp.offset},
+                    )
+                else:
+                    state.committed_offset = tp.offset
+                    state.committed_written, state.committed_eos = parsed
+            states.append(state)
+        return cls(topic, states)
+
+    # --- consuming ------------------------------------------------------------------------
+
+    def accepts(self, partition: int, offset: int) -> bool:
+        """False for a message at or before what is already consumed, or after the marker."""
+        state = self.states[partition]
+        if state.eos_seen:
+            return False
+        position = state.next_offset if state.next_offset is not None else state.committed_offset
+        return position < 0 or offset >= position
+
+    def add_record(self, partition: int, offset: int) -> None:
+        state = self.states[partition]
+        state.pending_records += 1
+        state.next_offset = offset + 1
+
+    def add_eos(self, partition: int, offset: int, records: int) -> None:
+        state = self.states[partition]
+        state.pending_eos = records
+        state.next_offset = offset + 1
+
+    # --- committing -----------------------------------------------------------------------
+
+    def pending_commits(self) -> list[TopicPartition]:
+        return [
+            TopicPartition(self.topic, s.partition, s.next_offset, metadata=s.metadata())
+            for s in self.states.values()
+            if s.dirty and s.next_offset is not None
+        ]
+
+    def mark_committed(self) -> None:
+        for state in self.states.values():
+            if state.next_offset is None:
+                continue
+            state.committed_offset = state.next_offset
+            state.committed_written += state.pending_records
+            if state.pending_eos is not None:
+                state.committed_eos = state.pending_eos
+            state.pending_records, state.pending_eos = 0, None
+
+    # --- totals ---------------------------------------------------------------------------
+
+    @property
+    def written(self) -> int:
+        """Records written AND committed, summed over partitions — survives restarts."""
+        return sum(s.committed_written for s in self.states.values())
+
+    @property
+    def pending(self) -> int:
+        return sum(s.pending_records for s in self.states.values())
+
+    @property
+    def eos_pending(self) -> bool:
+        return any(s.pending_eos is not None for s in self.states.values())
+
+    @property
+    def all_finished(self) -> bool:
+        return all(s.finished for s in self.states.values())
+
+    def unfinished(self) -> list[int]:
+        return [p for p, s in self.states.items() if not s.finished]
+
+    def start_positions(self) -> list[TopicPartition]:
+        """Where to start reading each partition that is not finished yet."""
+        return [
+            TopicPartition(self.topic, s.partition, s.committed_offset)
+            for s in self.states.values()
+            if not s.finished
+        ]
+
+    def final_total(self) -> int:
+        """The cross-checked total once every partition is finished; LedgerError on a mismatch."""
+        announced = {s.committed_eos for s in self.states.values()}
+        if len(announced) != 1 or None in announced:
+            detail = ", ".join(f"partition {p}: {s.committed_eos}" for p, s in sorted(self.states.items()))
+            raise LedgerError(f"end-of-stream markers of topic {self.topic} disagree on the total ({detail})")
+        expected = announced.pop()
+        assert expected is not None
+        if self.written != expected:
+            per_partition = ", ".join(f"{p}: {s.committed_written}" for p, s in sorted(self.states.items()))
+            raise LedgerError(
+                f"wrote {self.written} records from topic {self.topic} (per partition {per_partition}) "
+                f"but the loader's end-of-stream marker announces {expected}"
+            )
+        return self.written
