@@ -1,12 +1,20 @@
-"""Test session wiring: every piece of real infrastructure is a fixture module here."""
+"""Test session wiring: a private Airflow home, and every piece of real infrastructure as a fixture."""
 
-import importlib.util
+import os
+import tempfile
+from pathlib import Path
 
-_FIXTURE_MODULES = [
+# Airflow reads its home and config on first import: never touch ~/airflow or a developer's
+# metadata DB. Set before any test module can import Airflow.
+if "AIRFLOW_HOME" not in os.environ:
+    os.environ["AIRFLOW_HOME"] = tempfile.mkdtemp(prefix="streamforge-airflow-home-")
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__CORE__DAGS_FOLDER", str(Path(__file__).resolve().parents[1] / "dags"))
+
+pytest_plugins = [
     "tests.fixtures.kafka",
     "tests.fixtures.arango",
     "tests.fixtures.binance",
     "tests.fixtures.postgres",
+    "tests.fixtures.airflow",
 ]
-# TEMPORARY while the fixture modules are being written; becomes a static list.
-pytest_plugins = [m for m in _FIXTURE_MODULES if importlib.util.find_spec(m) is not None]

@@ -1,0 +1,155 @@
+"""The DAG factory: one DAG per catalog entry (DESIGN §1, §6).
+
+    plan (setup) ─► create_topic (setup) ─► run_loader ─────┐
+                                         ├► run_sink ───────┼─► verify ─┐
+                                         └► await_outcome ──┘           ├─► delete_topic (teardown)
+                                 any of the three failed ─► send_stop ──┘
+    every task ─► watcher (fails the run and sends the alert whenever anything failed)
+
+Clearing / re-running: `plan` is a setup task, so clearing any task inside the run (a worker,
+the sensor, verify) clears `plan` and `create_topic` with it (Airflow clears the relevant
+setups and teardowns). `plan` then runs with a new try_number, hence a new h6: a new queue_id,
+topic, producer ids and QUEUE_CREATED_AT, so the events of the earlier attempt cannot be taken
+for the new one. Airflow does not clear a task's siblings, though: a worker or the sensor that
+would run for the new plan while a sibling stays done from the old one refuses to start
+(guards.claim_queue) and says to clear the run, or `plan` with downstream.
+
+Only the DAG asked for is built when a task starts (get_parsing_context), and parsing does
+no I/O besides reading the catalog once per process.
+"""
+
+from __future__ import annotations
+
+from collections.abc import MutableMapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from airflow.sdk import (
+    DAG,
+    AsyncCallback,
+    CronDataIntervalTimetable,
+    DeadlineAlert,
+    DeadlineReference,
+    TriggerRule,
+    get_parsing_context,
+    task,
+)
+
+from streamforge.orchestration import alerts, tasks
+from streamforge.orchestration.catalog import DagSpec, Role, SensorMode, load_catalog
+from streamforge.orchestration.docs import doc_md
+from streamforge.orchestration.kafka_ops import create_data_topic, delete_data_topic
+from streamforge.orchestration.params import dag_params
+from streamforge.orchestration.plan import PLAN_TASK_ID, RunPlan
+from streamforge.orchestration.runners import worker_task
+from streamforge.orchestration.sensor import QueueOutcomeSensor
+from streamforge.orchestration.spec import worker_spec
+
+
+def build_dag(spec: DagSpec) -> DAG:
+    s = spec.settings
+    kafka_id, arango_id = s.connections.kafka, s.connections.arango
+    deadline = None
+    if s.alerts.run_deadline_minutes:
+        deadline = DeadlineAlert(
+            reference=DeadlineReference.DAGRUN_QUEUED_AT,
+            interval=timedelta(minutes=s.alerts.run_deadline_minutes),
+            callback=AsyncCallback(
+                alerts.deadline_missed,
+                kwargs={
+                    "targets": [t.model_dump(mode="json") for t in s.alerts.targets],
+                    "dag_id": spec.dag_id,
+                    "minutes": s.alerts.run_deadline_minutes,
+                },
+            ),
+        )
+
+    with DAG(
+        dag_id=spec.dag_id,
+        description=f"Binance {spec.symbol} {spec.data_type} -> Kafka -> ArangoDB ({s.runner.value})",
+        schedule=CronDataIntervalTimetable(s.schedule, timezone="UTC") if s.schedule else None,
+        start_date=datetime.combine(s.start_date, datetime.min.time(), UTC),
+        catchup=False,
+        max_active_runs=s.max_active_runs,
+        params=dag_params(spec),
+        tags=sorted({*s.tags, spec.symbol.lower(), spec.data_type, f"pipeline:{spec.pipeline}", s.runner.value}),
+        doc_md=doc_md(spec),
+        deadline=deadline,
+        default_args={
+            "owner": s.owner,
+            "retries": s.retries,
+            "retry_delay": timedelta(minutes=s.retry_delay_minutes),
+            "on_failure_callback": [alerts.record_error],
+        },
+    ) as dag:
+
+        @task(task_id=PLAN_TASK_ID, retries=0)
+        def plan(**context: Any) -> dict[str, Any]:
+            return tasks.run_plan(spec, context)
+
+        @task(task_id="create_topic")
+        def create_topic(plan: dict[str, Any]) -> None:
+            create_data_topic(kafka_id, RunPlan.from_xcom(plan))
+
+        @task(task_id="verify")
+        def verify(plan: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+            return tasks.run_verify(arango_id, plan, outcome)
+
+        @task(task_id="send_stop", trigger_rule=TriggerRule.ONE_FAILED)
+        def send_stop(**context: Any) -> None:
+            tasks.run_send_stop(kafka_id, context)
+
+        @task(task_id="delete_topic")
+        def delete_topic(plan: dict[str, Any]) -> None:
+            delete_data_topic(kafka_id, RunPlan.from_xcom(plan))
+
+        @task(
+            task_id="watcher",
+            trigger_rule=TriggerRule.ONE_FAILED,
+            retries=0,
+            on_failure_callback=alerts.notifiers(s.alerts.targets),
+        )
+        def watcher(**context: Any) -> None:
+            tasks.run_watcher(context)
+
+        planned = plan()
+        planned.as_setup()
+        created = create_topic(planned)
+        created.as_setup()
+        loader = worker_task(spec, worker_spec(spec, Role.LOADER))
+        sink = worker_task(spec, worker_spec(spec, Role.SINK))
+        outcome = QueueOutcomeSensor(
+            task_id=tasks.SENSOR_TASK_ID,
+            plan=planned,
+            kafka_config_id=kafka_id,
+            deferrable=s.effective_sensor_mode is SensorMode.DEFERRABLE,
+            poke_interval=s.sensor.poke_interval_seconds,
+            max_timeout_minutes=s.run.max_timeout_minutes,
+            retries=0,
+        )
+        workers = [loader, sink, outcome]
+        created >> workers
+        verified = verify(planned, outcome.output)
+        workers >> verified
+        stopped = send_stop()
+        workers >> stopped
+        deleted = delete_topic(planned)
+        [verified, stopped] >> deleted
+        deleted.as_teardown(setups=created)
+        # Not from the setups directly (Airflow wants ALL_SUCCESS right after a setup); a failed
+        # setup still reaches the watcher as upstream_failed, which ONE_FAILED counts.
+        [*workers, verified, stopped, deleted] >> watcher()
+    return dag
+
+
+def register_dags(namespace: MutableMapping[str, Any], default_catalog: str | Path) -> list[str]:
+    """Build the catalog's DAGs into a DAG file's globals; only the one a task needs, if known."""
+    wanted = get_parsing_context().dag_id
+    built = []
+    for spec in load_catalog(default_catalog).dags:
+        if wanted and wanted != spec.dag_id:
+            continue
+        namespace[spec.dag_id] = build_dag(spec)
+        built.append(spec.dag_id)
+    return built

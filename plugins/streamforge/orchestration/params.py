@@ -1,0 +1,58 @@
+"""The DAG params (trigger form and REST `conf`), JSON-schema validated by Airflow at trigger.
+
+Only single-field rules live here (formats, enums, bounds); the rules across fields (end after
+start, not in the future, window size per data type) need the run's logical date and the
+clock, so `plan` checks them (plan.make_plan) before anything is created.
+"""
+
+from __future__ import annotations
+
+from airflow.sdk import Param
+
+from streamforge.orchestration.catalog import DagSpec
+
+_DATE_OR_DATETIME = [{"type": "null"}, {"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+_WINDOW_HELP = (
+    "ISO date (2024-08-01) or RFC 3339 date-time (2024-08-01T06:00:00Z), UTC. Leave start and end "
+    "empty to load the run's day: its data interval (a manual run: the day of its logical date)."
+)
+
+
+def _window_param(title: str) -> Param:
+    # `type` lets the trigger form show a nullable text field; anyOf checks the two formats
+    # (format date-time is really checked: rfc3339-validator is installed).
+    return Param(None, title=title, description=_WINDOW_HELP, type=["null", "string"], anyOf=_DATE_OR_DATETIME)
+
+
+def dag_params(spec: DagSpec) -> dict[str, Param]:
+    run = spec.settings.run
+    return {
+        "start": _window_param("Window start (inclusive)"),
+        "end": _window_param("Window end (exclusive)"),
+        "source": Param(
+            run.source.value,
+            type="string",
+            enum=["auto", "rest", "archive"],
+            title="Source",
+            description="auto: the daily archive for complete days, REST for the rest",
+        ),
+        "batch_size": Param(
+            run.batch_size,
+            type="integer",
+            minimum=1,
+            maximum=1000,
+            title="Batch size",
+            description="records per Binance request / Kafka batch",
+        ),
+        "partitions": Param(
+            spec.settings.topics.data_partitions, type="integer", minimum=1, maximum=64, title="Data topic partitions"
+        ),
+        "timeout_minutes": Param(
+            run.timeout_minutes,
+            type="integer",
+            minimum=1,
+            maximum=run.max_timeout_minutes,
+            title="Timeout (minutes)",
+            description="the workers must have finished this long after `plan`",
+        ),
+    }

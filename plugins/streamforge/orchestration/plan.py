@@ -1,0 +1,212 @@
+"""`plan`: a run attempt's identity and settings, computed once and pushed as one small XCom.
+
+Pure (no Airflow, no I/O): the task in the DAG only gathers its inputs (run id, plan's try
+number, logical date, params, now, two env overrides) and calls `make_plan`. Nothing secret
+is in a plan: credentials reach workers via secretKeyRef (kubernetes) or are injected by the
+local runner at execute time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from streamforge.contracts.config import LoaderSource
+from streamforge.contracts.names import Layout, RunNames, h6
+from streamforge.orchestration.catalog import DagSpec, Role
+from streamforge.orchestration.window import WindowError, default_window, resolve_window
+
+PLAN_TASK_ID = "plan"
+
+# The run-specific env of each role (everything else is cluster configuration: ConfigMap and
+# Secret in Kubernetes, the Airflow connections in local runs). The runners template exactly
+# these keys from the plan XCom.
+ROLE_ENV_KEYS: dict[Role, tuple[str, ...]] = {
+    Role.LOADER: (
+        "QUEUE_ID",
+        "SYMBOL",
+        "TYPE",
+        "TIME_RANGE",
+        "KAFKA_TOPIC",
+        "TELEMETRY_PRODUCER_ID",
+        "QUEUE_CREATED_AT",
+        "LOADER_SOURCE",
+        "BATCH_SIZE",
+        "BINANCE_API_URL",
+        "BINANCE_ARCHIVE_URL",
+    ),
+    Role.SINK: (
+        "QUEUE_ID",
+        "SYMBOL",
+        "TYPE",
+        "TIME_RANGE",
+        "KAFKA_TOPIC",
+        "COLLECTION_NAME",
+        "COLLECTION_LAYOUT",
+        "TELEMETRY_PRODUCER_ID",
+        "QUEUE_CREATED_AT",
+        "BATCH_SIZE",
+    ),
+}
+
+
+class PlanError(ValueError):
+    """The run cannot start as requested; the message says what to fix."""
+
+
+class RunParams(BaseModel):
+    """The DAG params after Airflow's JSON-schema check; cross-field rules live in `make_plan`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    start: str | None = None
+    end: str | None = None
+    source: LoaderSource
+    batch_size: int = Field(gt=0, le=1000)
+    partitions: int = Field(ge=1, le=64)
+    timeout_minutes: int = Field(gt=0)
+
+
+class RunPlan(BaseModel):
+    """The `plan` XCom (JSON)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dag_id: str
+    run_id: str
+    attempt: int
+    symbol: str
+    data_type: str
+    layout: Layout
+    h6: str
+    queue_id: str
+    data_topic: str
+    collection: str
+    window_start: datetime
+    window_end: datetime
+    time_range: str
+    created_at: datetime
+    deadline: datetime
+    source: LoaderSource
+    batch_size: int
+    partitions: int
+    replication_factor: int
+    timeout_minutes: int
+    events_topic: str
+    control_topic: str
+    components: dict[Role, str]
+    producers: dict[Role, str]
+    pods: dict[Role, str]
+    env: dict[Role, dict[str, str]]
+
+    @property
+    def created_at_ms(self) -> int:
+        return int(self.created_at.timestamp() * 1000)
+
+    def xcom(self) -> dict[str, Any]:
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_xcom(cls, value: Mapping[str, Any] | None) -> RunPlan:
+        if not value:
+            raise PlanError("no plan: the `plan` task has not produced one for this run attempt")
+        return cls.model_validate(dict(value))
+
+
+def _iso(value: datetime) -> str:
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def make_plan(
+    spec: DagSpec,
+    *,
+    run_id: str,
+    attempt: int,
+    logical_date: datetime | None,
+    run_after: datetime,
+    params: Mapping[str, Any],
+    now: datetime,
+    binance_api_url: str | None = None,
+    binance_archive_url: str | None = None,
+) -> RunPlan:
+    """Everything a run attempt needs, or PlanError before anything is created."""
+    settings = spec.settings
+    try:
+        p = RunParams.model_validate(dict(params))
+    except ValidationError as exc:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'params'}: {e['msg']}" for e in exc.errors())
+        raise PlanError(f"params: {problems} (allowed: {', '.join(RunParams.model_fields)})") from None
+    if p.timeout_minutes > settings.run.max_timeout_minutes:
+        raise PlanError(
+            f"params: timeout_minutes {p.timeout_minutes} exceeds the catalog's max_timeout_minutes "
+            f"{settings.run.max_timeout_minutes}: lower it"
+        )
+    try:
+        window = resolve_window(
+            p.start, p.end, default_window(settings.window_cron, logical_date, run_after), spec.type, now
+        )
+    except WindowError as exc:
+        raise PlanError(str(exc)) from None
+
+    names = RunNames(
+        spec.symbol, spec.data_type, window.start, h6(spec.dag_id, run_id, attempt), settings.collection_layout
+    )
+    created_at = (now - timedelta(seconds=settings.clock_skew_seconds)).astimezone(UTC)
+    components = {role: settings.component(role, spec.type).value for role in Role}
+    producers = {role: names.telemetry_id(components[role]) for role in Role}
+    common = {
+        "QUEUE_ID": names.queue_id,
+        "SYMBOL": names.symbol,
+        "TYPE": spec.data_type,
+        "TIME_RANGE": window.iso(),
+        "KAFKA_TOPIC": names.data_topic,
+        "QUEUE_CREATED_AT": _iso(created_at),
+        "BATCH_SIZE": str(p.batch_size),
+    }
+    env = {
+        Role.LOADER: common
+        | {
+            "TELEMETRY_PRODUCER_ID": producers[Role.LOADER],
+            "LOADER_SOURCE": p.source.value,
+            "BINANCE_API_URL": binance_api_url or settings.binance.api_url,
+            "BINANCE_ARCHIVE_URL": binance_archive_url or settings.binance.archive_url,
+        },
+        Role.SINK: common
+        | {
+            "TELEMETRY_PRODUCER_ID": producers[Role.SINK],
+            "COLLECTION_NAME": names.collection,
+            "COLLECTION_LAYOUT": settings.collection_layout.value,
+        },
+    }
+    env = {role: {key: env[role][key] for key in ROLE_ENV_KEYS[role]} for role in Role}
+    return RunPlan(
+        dag_id=spec.dag_id,
+        run_id=run_id,
+        attempt=attempt,
+        symbol=names.symbol,
+        data_type=spec.data_type,
+        layout=settings.collection_layout,
+        h6=names.h6,
+        queue_id=names.queue_id,
+        data_topic=names.data_topic,
+        collection=names.collection,
+        window_start=window.start,
+        window_end=window.end,
+        time_range=window.iso(),
+        created_at=created_at,
+        deadline=now + timedelta(minutes=p.timeout_minutes),
+        source=p.source,
+        batch_size=p.batch_size,
+        partitions=p.partitions,
+        replication_factor=settings.topics.data_replication_factor,
+        timeout_minutes=p.timeout_minutes,
+        events_topic=settings.topics.events,
+        control_topic=settings.topics.control,
+        components=components,
+        producers=producers,
+        pods={role: names.pod_name(components[role]) for role in Role},
+        env=env,
+    )

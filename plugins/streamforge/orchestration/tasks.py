@@ -1,0 +1,122 @@
+"""The bodies of the DAG's Python tasks (the factory only wires them).
+
+Each takes what it needs explicitly (connection ids, the plan XCom, the task context), so the
+rules are readable and testable without building a DAG.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow.sdk import BaseHook
+from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+from streamforge.orchestration import alerts
+from streamforge.orchestration.catalog import DagSpec
+from streamforge.orchestration.connections import arango_database, arango_url
+from streamforge.orchestration.guards import WORK_TASKS
+from streamforge.orchestration.kafka_ops import send_stop_command
+from streamforge.orchestration.outcome import Outcome
+from streamforge.orchestration.plan import PLAN_TASK_ID, PlanError, RunPlan, make_plan
+from streamforge.orchestration.sensor import OUTCOME_XCOM_KEY
+from streamforge.orchestration.verify import check, open_database, summarize
+
+log = logging.getLogger(__name__)
+
+BINANCE_API_URL_ENV = "STREAMFORGE_BINANCE_API_URL"
+BINANCE_ARCHIVE_URL_ENV = "STREAMFORGE_BINANCE_ARCHIVE_URL"
+SENSOR_TASK_ID = "await_outcome"
+# Where a failure most likely started, for the alert's "task" (workers before the sensor).
+TASK_ORDER = ("plan", "create_topic", "run_loader", "run_sink", "await_outcome", "verify", "send_stop", "delete_topic")
+
+
+def run_plan(spec: DagSpec, context: Any) -> dict[str, Any]:
+    """`plan`: the attempt's identity from the run, plan's try number and the params."""
+    ti, dag_run = context["ti"], context["dag_run"]
+    try:
+        plan = make_plan(
+            spec,
+            run_id=dag_run.run_id,
+            attempt=ti.try_number,
+            logical_date=dag_run.logical_date,
+            run_after=dag_run.run_after,
+            params=dict(context["params"]),
+            now=datetime.now(UTC),
+            # The demo and the tests point the loader at a local Binance replay server.
+            binance_api_url=os.environ.get(BINANCE_API_URL_ENV) or None,
+            binance_archive_url=os.environ.get(BINANCE_ARCHIVE_URL_ENV) or None,
+        )
+    except PlanError as exc:
+        raise AirflowFailException(str(exc)) from None
+    log.info(
+        "plan: queue_id=%s window=%s topic=%s collection=%s attempt=%d deadline=%s",
+        plan.queue_id,
+        plan.time_range,
+        plan.data_topic,
+        plan.collection,
+        plan.attempt,
+        plan.deadline.isoformat(),
+    )
+    return plan.xcom()
+
+
+def run_verify(arango_conn_id: str, plan: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
+    """`verify`: the collection holds exactly the window's records; fails with the numbers."""
+    run_plan_, result = RunPlan.from_xcom(plan), Outcome.model_validate(outcome)
+    conn = BaseHook.get_connection(arango_conn_id)
+    db = open_database(arango_url(conn), arango_database(conn), conn.login, conn.password)
+    report = check(run_plan_, summarize(db, run_plan_), result.loader_records)
+    log.info("%s", report.line())
+    if not report.ok:
+        raise AirflowFailException(report.line())
+    return report.model_dump(mode="json")
+
+
+def failed_tasks(context: Any) -> list[str]:
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
+    return sorted(task_id for task_id, state in states.items() if state == "failed" and task_id != ti.task_id)
+
+
+def run_send_stop(kafka_conn_id: str, context: Any) -> None:
+    """`send_stop`: publish `stop` for the queue so surviving workers end."""
+    ti = context["ti"]
+    value = ti.xcom_pull(task_ids=PLAN_TASK_ID)
+    if not value:
+        raise AirflowSkipException("no plan, so no worker to stop")
+    outcome = ti.xcom_pull(task_ids=SENSOR_TASK_ID, key=OUTCOME_XCOM_KEY)
+    failed = [t for t in failed_tasks(context) if t in WORK_TASKS]
+    reason = (outcome or {}).get("message") or f"task(s) {', '.join(failed) or '?'} failed"
+    send_stop_command(kafka_conn_id, RunPlan.from_xcom(value), reason=alerts.short(reason))
+
+
+def culprit(failed: list[str], errors: dict[str, Any]) -> str | None:
+    """The failed task to name first: a worker that stopped because it was told to is a consequence."""
+    ordered = sorted(failed, key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER))
+    causes = [t for t in ordered if "was interrupted" not in str(errors.get(t) or "")]
+    return (causes or ordered or [None])[0]
+
+
+def run_watcher(context: Any) -> None:
+    """`watcher`: runs only when something failed; records the alert and fails the run."""
+    ti = context["ti"]
+    failed = failed_tasks(context)
+    value = ti.xcom_pull(task_ids=PLAN_TASK_ID)
+    outcome = ti.xcom_pull(task_ids=SENSOR_TASK_ID, key=OUTCOME_XCOM_KEY) or {}
+    errors = {t: ti.xcom_pull(task_ids=t, key=alerts.ERROR_XCOM_KEY) for t in failed}
+    first = culprit(failed, errors)
+    error = outcome.get("message") if outcome and not outcome.get("success") else None
+    alert = alerts.Alert(
+        dag_id=ti.dag_id,
+        run_id=ti.run_id,
+        task=first,
+        failed_tasks=failed,
+        queue_id=(value or {}).get("queue_id"),
+        error=alerts.short(error or (errors.get(first) if first else None) or "see the task logs"),
+        log_url=alerts.task_log_url(ti.dag_id, ti.run_id, first or ti.task_id),
+    )
+    ti.xcom_push(key=alerts.ALERT_XCOM_KEY, value=alert.model_dump(mode="json"))
+    raise AirflowFailException(f"run failed: {', '.join(failed) or 'a task'} failed: {alert.error}")

@@ -1,0 +1,106 @@
+"""`verify`: the collection holds exactly the window's records (count, first/last key, no gaps).
+
+Reads through python-arango with contracts.aql.WINDOW_SUMMARY (the only AQL the product
+issues). Candles must fill the interval grid of the window; trades must match the loader's
+count and be contiguous in aggregate trade id (last - first + 1 == count).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from streamforge.contracts.aql import WINDOW_SUMMARY, window_summary_bind_vars
+from streamforge.contracts.config import TimeRange
+from streamforge.contracts.names import DataType, Kind
+from streamforge.orchestration.plan import RunPlan
+
+
+class Summary(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    count: int
+    first: int | None
+    last: int | None
+    exists: bool = True
+
+
+class Report(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    collection: str
+    window: str
+    count: int
+    first: int | None
+    last: int | None
+    expected_count: int | None
+    problems: list[str]
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def line(self) -> str:
+        verdict = "OK" if self.ok else "FAILED: " + "; ".join(self.problems)
+        return (
+            f"verify {self.collection} {self.window}: count={self.count} first={self.first} "
+            f"last={self.last} expected={self.expected_count} -> {verdict}"
+        )
+
+
+def check(plan: RunPlan, summary: Summary, loader_records: int | None) -> Report:
+    """Compare a window summary with what the window must hold (pure)."""
+    data_type = DataType.parse(plan.data_type)
+    window = TimeRange(start=plan.window_start, end=plan.window_end)
+    problems: list[str] = [] if summary.exists else [f"collection {plan.collection} does not exist"]
+    expected: int | None
+    if data_type.kind is Kind.CANDLES:
+        assert data_type.interval is not None
+        grid = list(data_type.interval.open_times(window.start_ms, window.end_ms))
+        expected = len(grid)
+        if summary.count != expected:
+            problems.append(f"{summary.count} candles, expected {expected}")
+        if grid and summary.count and (summary.first, summary.last) != (grid[0], grid[-1]):
+            problems.append(f"open_time range {summary.first}..{summary.last}, expected {grid[0]}..{grid[-1]}")
+        if loader_records is not None and loader_records != expected:
+            problems.append(f"the loader produced {loader_records} candles, the window has {expected}")
+    else:
+        expected = loader_records
+        if expected is not None and summary.count != expected:
+            problems.append(f"{summary.count} trades, the loader produced {expected}")
+        if summary.count and summary.first is not None and summary.last is not None:
+            span = summary.last - summary.first + 1
+            if span != summary.count:
+                problems.append(
+                    f"trade ids {summary.first}..{summary.last} span {span} ids for "
+                    f"{summary.count} trades: {span - summary.count} missing"
+                )
+    return Report(
+        collection=plan.collection,
+        window=plan.time_range,
+        count=summary.count,
+        first=summary.first,
+        last=summary.last,
+        expected_count=expected,
+        problems=problems,
+    )
+
+
+def summarize(db: Any, plan: RunPlan) -> Summary:
+    """Run WINDOW_SUMMARY on the plan's collection (a python-arango StandardDatabase)."""
+    data_type = DataType.parse(plan.data_type)
+    if not db.has_collection(plan.collection):
+        return Summary(count=0, first=None, last=None, exists=False)
+    window = TimeRange(start=plan.window_start, end=plan.window_end)
+    bind_vars = window_summary_bind_vars(
+        plan.collection, data_type.time_field, data_type.id_field, window.start_ms, window.end_ms
+    )
+    rows = list(db.aql.execute(WINDOW_SUMMARY, bind_vars=bind_vars))
+    return Summary.model_validate(rows[0])
+
+
+def open_database(url: str, database: str, username: str | None, password: str | None) -> Any:
+    from arango import ArangoClient
+
+    return ArangoClient(hosts=url).db(database, username=username or "root", password=password or "", verify=True)
