@@ -28,6 +28,7 @@ from arango.exceptions import (
     IndexCreateError,
     ServerConnectionError,
 )
+
 from streamforge.contracts.aql import WINDOW_SUMMARY, window_summary_bind_vars
 
 
@@ -62,9 +63,7 @@ def test_server_version(arango_sys_db):
 
 def test_wrong_password_is_rejected(arango_endpoint, arango_client):
     with pytest.raises(ServerConnectionError) as exc:
-        arango_client.db(
-            "_system", arango_endpoint.username, arango_endpoint.password + "-wrong", verify=True
-        )
+        arango_client.db("_system", arango_endpoint.username, arango_endpoint.password + "-wrong", verify=True)
     assert exc.value.http_code == 401
 
     resp = _raw(arango_endpoint, "GET", "/_api/version", auth=(arango_endpoint.username, "definitely-wrong"))
@@ -615,9 +614,7 @@ def test_sort_by_bind_attribute(arango_db):
         ]
     )
     query = "FOR d IN @@collection SORT d.@field RETURN d"
-    asc = [
-        d["_key"] for d in arango_db.aql.execute(query, bind_vars={"@collection": coll.name, "field": "t"})
-    ]
+    asc = [d["_key"] for d in arango_db.aql.execute(query, bind_vars={"@collection": coll.name, "field": "t"})]
     assert asc == ["e", "b", "d", "a", "c"]  # null (missing) sorts first
     desc = arango_db.aql.execute(
         "FOR d IN @@collection SORT d.@field DESC RETURN d._key",
@@ -669,15 +666,11 @@ def test_aql_type_order_and_comparisons(arango_db):
     got = list(arango_db.aql.execute("FOR v IN @values SORT v RETURN v", bind_vars={"values": values}))
     assert got == [None, False, True, 0.5, 1, "", "a", [], [1], {"a": 1}]
     got = list(
-        arango_db.aql.execute(
-            "FOR v IN @values FILTER v == 1 RETURN v", bind_vars={"values": [1, 1.0, True, "1"]}
-        )
+        arango_db.aql.execute("FOR v IN @values FILTER v == 1 RETURN v", bind_vars={"values": [1, 1.0, True, "1"]})
     )
     assert got == [1, 1.0]
     got = list(
-        arango_db.aql.execute(
-            "FOR v IN @values FILTER v < 0 RETURN v", bind_vars={"values": [None, False, -1, "x"]}
-        )
+        arango_db.aql.execute("FOR v IN @values FILTER v < 0 RETURN v", bind_vars={"values": [None, False, -1, "x"]})
     )
     assert got == [None, False, -1]
 
@@ -739,9 +732,7 @@ def test_error_body_shape(arango_endpoint, arango_db):
     )
     assert set(body) >= {"error", "errorNum", "errorMessage", "code"}
     coll = arango_db.create_collection(_name())
-    _assert_error_body(
-        _raw(arango_endpoint, "GET", f"/_db/{arango_db.name}/_api/document/{coll.name}/nope"), 404, 1202
-    )
+    _assert_error_body(_raw(arango_endpoint, "GET", f"/_db/{arango_db.name}/_api/document/{coll.name}/nope"), 404, 1202)
 
 
 # ----- concurrency -------------------------------------------------------------------------------
@@ -758,9 +749,7 @@ def test_concurrent_writers_and_readers(arango_endpoint, arango_db):
             db = client.db(arango_db.name, arango_endpoint.username, arango_endpoint.password)
             coll = db.collection(coll_name)
             for b in range(5):
-                docs = [
-                    {"_key": f"w{w}-{b}-{i}", "open_time": b * 100 + i, "trade_id": i} for i in range(100)
-                ]
+                docs = [{"_key": f"w{w}-{b}-{i}", "open_time": b * 100 + i, "trade_id": i} for i in range(100)]
                 results = coll.insert_many(docs, overwrite_mode="replace")
                 assert not any(isinstance(r, Exception) for r in results)
             client.close()

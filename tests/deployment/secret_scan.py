@@ -138,9 +138,7 @@ def _scan_assignments(path: str, lineno: int, line: str) -> list[Finding]:
 
 def _fernet_like(token: str) -> bool:
     body = token[:-1]
-    return (
-        any(c.islower() for c in body) and any(c.isupper() for c in body) and any(c.isdigit() for c in body)
-    )
+    return any(c.islower() for c in body) and any(c.isupper() for c in body) and any(c.isdigit() for c in body)
 
 
 def _scan_secret_manifests(path: str, text: str) -> list[Finding]:
@@ -163,9 +161,7 @@ def _scan_secret_manifests(path: str, text: str) -> list[Finding]:
                 continue
             if re.search(r"(?i)(^|[-_.])(user|username|login)$", str(key)):
                 continue
-            findings.append(
-                Finding(path, 0, "secret-stringdata", f"Secret {name}: stringData.{key} has a value")
-            )
+            findings.append(Finding(path, 0, "secret-stringdata", f"Secret {name}: stringData.{key} has a value"))
     return findings
 
 

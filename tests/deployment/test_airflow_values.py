@@ -31,9 +31,7 @@ def schema() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def defaults() -> dict[str, Any]:
-    return load_yaml(
-        require(SCHEMAS_DIR / "airflow-chart-values.default.yaml", "Airflow chart default values")
-    )
+    return load_yaml(require(SCHEMAS_DIR / "airflow-chart-values.default.yaml", "Airflow chart default values"))
 
 
 @pytest.fixture(scope="module")
@@ -163,9 +161,7 @@ def test_runs_as_non_root(merged):
 def test_executor_is_the_documented_choice(merged):
     assert merged["executor"] == EXPECTED_EXECUTOR
     text = AIRFLOW_VALUES.read_text(encoding="utf-8")
-    assert re.search(r"(?m)^# EXECUTOR: CeleryExecutor", text), (
-        "the executor choice must be justified in a comment"
-    )
+    assert re.search(r"(?m)^# EXECUTOR: CeleryExecutor", text), "the executor choice must be justified in a comment"
 
 
 def test_triggerer_enabled_with_at_least_two_replicas(merged):
@@ -227,9 +223,7 @@ def _enabled_components(merged) -> dict[str, dict[str, Any]]:
             if groomer.get("enabled"):
                 c[f"{name}.logGroomerSidecar"] = groomer.get("resources") or {}
     if "Celery" in merged["executor"]:
-        c["workers.celery"] = (
-            _get(merged, "workers.celery.resources") or _get(merged, "workers.resources") or {}
-        )
+        c["workers.celery"] = _get(merged, "workers.celery.resources") or _get(merged, "workers.resources") or {}
         groomer = _get(merged, "workers.logGroomerSidecar") or {}
         if groomer.get("enabled"):
             c["workers.logGroomerSidecar"] = groomer.get("resources") or {}

@@ -100,9 +100,7 @@ def test_stack_images(compose):
     dev = compose["services"]["dev"]["build"]
     assert dev["dockerfile"] == ".devcontainer/Dockerfile"
     assert (DEVCONTAINER_DIR / dev["context"]).resolve() == REPO_ROOT
-    assert "KAFKA_PROCESS_ROLES" in compose["services"]["kafka"]["environment"], (
-        "Kafka must run in KRaft mode"
-    )
+    assert "KAFKA_PROCESS_ROLES" in compose["services"]["kafka"]["environment"], "Kafka must run in KRaft mode"
 
 
 @pytest.mark.parametrize(("service", "names"), [("airflow", AIRFLOW_ENV), ("dev", WORKER_ENV)])

@@ -22,11 +22,7 @@ AIRFLOW_DOCKERFILE = REPO_ROOT / "worker_images" / "airflow" / "Dockerfile"
 
 
 def _dockerfiles() -> list[Path]:
-    return [
-        p
-        for p in walk_files(REPO_ROOT, "Dockerfile*")
-        if p.is_file() and not p.name.endswith(".dockerignore")
-    ]
+    return [p for p in walk_files(REPO_ROOT, "Dockerfile*") if p.is_file() and not p.name.endswith(".dockerignore")]
 
 
 DOCKERFILES = _dockerfiles()
@@ -59,9 +55,7 @@ def _from_images(path: Path) -> list[str]:
         if item["instruction"] != "FROM":
             continue
         words = [w for w in item["value"].split() if not w.startswith("--platform")]
-        image = re.sub(
-            r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)), words[0]
-        )
+        image = re.sub(r"\$\{?([A-Za-z_][A-Za-z0-9_]*)\}?", lambda m: args.get(m.group(1), m.group(0)), words[0])
         if len(words) >= 3 and words[1].lower() == "as":
             stages.add(words[2])
         if image not in stages and image != "scratch":
@@ -110,14 +104,10 @@ def test_hadolint_is_clean(path):
 
 def test_every_ignored_rule_is_justified():
     lines = HADOLINT_CONFIG.read_text(encoding="utf-8").splitlines()
-    rules = [
-        (i, m.group(1)) for i, line in enumerate(lines) if (m := re.match(r"^\s*-\s*([A-Z]+\d+)\s*$", line))
-    ]
+    rules = [(i, m.group(1)) for i, line in enumerate(lines) if (m := re.match(r"^\s*-\s*([A-Z]+\d+)\s*$", line))]
     for index, rule in rules:
         above = lines[index - 1].strip() if index else ""
-        assert above.startswith("#") and len(above) > 10, (
-            f"{rule}: say why it is ignored in a comment above it"
-        )
+        assert above.startswith("#") and len(above) > 10, f"{rule}: say why it is ignored in a comment above it"
         comment = " ".join(line.strip("# ") for line in lines[:index] if line.strip().startswith("#"))
         assert rule in comment, f"{rule}: the justification must name the rule"
 
@@ -129,9 +119,7 @@ def test_airflow_image():
     assert users and all(u.split(":")[0] not in {"root", "0"} for u in users)
     assert users[-1].split(":")[0] in {"50000", "airflow"}
     content = parser.content
-    assert re.search(r"-r /tmp/streamforge/requirements\.txt", content), (
-        "installs the pinned requirements.txt"
-    )
+    assert re.search(r"-r /tmp/streamforge/requirements\.txt", content), "installs the pinned requirements.txt"
     assert re.search(r"pip install [^\n]*/tmp/streamforge\b", content), "installs the project package"
     assert "COPY --chown=airflow:0 requirements.txt" in content
     assert "COPY --chown=airflow:0 pyproject.toml" in content

@@ -132,9 +132,7 @@ def test_no_wildcards_in_roles():
 def test_roles_bound_to_the_airflow_service_accounts(role, service_account):
     binding = _of_kind("RoleBinding")[(WORKER_NAMESPACE, role)]
     assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": role}
-    assert binding["subjects"] == [
-        {"kind": "ServiceAccount", "name": service_account, "namespace": AIRFLOW_NAMESPACE}
-    ]
+    assert binding["subjects"] == [{"kind": "ServiceAccount", "name": service_account, "namespace": AIRFLOW_NAMESPACE}]
     assert (AIRFLOW_NAMESPACE, service_account) in _of_kind("ServiceAccount", [RBAC_FILE])
 
 
@@ -162,8 +160,7 @@ def test_worker_service_account_exists_and_has_no_api_rights():
 def catalog_kubernetes() -> dict[str, Any]:
     if not CATALOG.exists():
         pytest.fail(
-            f"catalog {CATALOG.relative_to(CATALOG.parents[1])} not found: "
-            "it must name the pod service account"
+            f"catalog {CATALOG.relative_to(CATALOG.parents[1])} not found: it must name the pod service account"
         )
     kubernetes = ((load_yaml(CATALOG) or {}).get("defaults") or {}).get("kubernetes")
     if not kubernetes or "service_account" not in kubernetes:
@@ -175,9 +172,7 @@ def test_catalog_service_account_exists_in_rbac(catalog_kubernetes):
     namespace = catalog_kubernetes.get("namespace", WORKER_NAMESPACE)
     name = catalog_kubernetes["service_account"]
     sa = _of_kind("ServiceAccount", [RBAC_FILE]).get((namespace, name))
-    assert sa is not None, (
-        f"catalog pod service account {namespace}/{name} is not a ServiceAccount in {RBAC_FILE.name}"
-    )
+    assert sa is not None, f"catalog pod service account {namespace}/{name} is not a ServiceAccount in {RBAC_FILE.name}"
     assert sa["automountServiceAccountToken"] is False
 
 
@@ -241,9 +236,7 @@ def test_worker_secret_and_config_map():
     assert config["QUEUE_EVENTS_TOPIC"] == "queue-events"
     assert config["ARANGO_DB"] == "streamforge"
     assert config["ARANGO_URL"].startswith(("http://", "https://"))
-    assert not {k for k in config if "PASSWORD" in k or k.endswith("_USER")}, (
-        "credentials belong in the Secret"
-    )
+    assert not {k for k in config if "PASSWORD" in k or k.endswith("_USER")}, "credentials belong in the Secret"
 
 
 # --- debug Jobs follow the worker pod conventions ------------------------------------------------------

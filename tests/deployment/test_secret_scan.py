@@ -27,17 +27,10 @@ def _random_password() -> str:
 
 
 def _planted() -> dict[str, str]:
-    pem = (
-        "-----BEGIN "
-        + "RSA PRIVATE KEY-----\nMIIEow"
-        + secrets.token_hex(16)
-        + "\n-----END RSA PRIVATE KEY-----\n"
-    )
+    pem = "-----BEGIN " + "RSA PRIVATE KEY-----\nMIIEow" + secrets.token_hex(16) + "\n-----END RSA PRIVATE KEY-----\n"
     fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()
     while not (
-        any(c.islower() for c in fernet)
-        and any(c.isupper() for c in fernet)
-        and any(c.isdigit() for c in fernet)
+        any(c.islower() for c in fernet) and any(c.isupper() for c in fernet) and any(c.isdigit() for c in fernet)
     ):
         fernet = base64.urlsafe_b64encode(os.urandom(32)).decode()
     pw = _random_password()
@@ -87,9 +80,7 @@ def test_scanner_flags_a_planted_secret_in_a_git_repository(tmp_path):
 
 CLEAN = {
     # templates and references
-    "template.yaml": (
-        "stringData:\n  kafka-password: \"\"\n  arango-password: ''\n  kafka-user: streamforge-worker\n"
-    ),
+    "template.yaml": ("stringData:\n  kafka-password: \"\"\n  arango-password: ''\n  kafka-user: streamforge-worker\n"),
     "k8s-secret.yaml": (
         "apiVersion: v1\nkind: Secret\nmetadata:\n  name: t\ntype: Opaque\nstringData:\n"
         '  kafka-user: streamforge-worker\n  kafka-password: ""\n'
@@ -101,9 +92,7 @@ CLEAN = {
         "secret:\n  - envName: X\n    secretName: s\n    secretKey: AIRFLOW_CONN_STREAMFORGE_KAFKA\n"
         "fernetKeySecretName: f\n"
     ),
-    "placeholders.env": (
-        "POSTGRES_PASSWORD=<set-me>\nJWT_SECRET=${AIRFLOW_JWT_SECRET:?set it}\nAPI_KEY=$API_KEY\n"
-    ),
+    "placeholders.env": ("POSTGRES_PASSWORD=<set-me>\nJWT_SECRET=${AIRFLOW_JWT_SECRET:?set it}\nAPI_KEY=$API_KEY\n"),
     "compose.yaml": (
         "x:\n  ARANGO_PASSWORD: ${ARANGO_PASSWORD:?run init}\n"
         "  URL: postgresql+psycopg2://airflow:${POSTGRES_PASSWORD:?run init}@postgres:5432/airflow\n"
@@ -118,9 +107,7 @@ CLEAN = {
     "helm.yaml": "password: '{{ .Values.password }}'\n",
     "catalog.yaml": "keys:\n  KAFKA_PASSWORD: kafka-password\n  ARANGO_PASSWORD: arango-password\n",
     # code that makes passwords at run time
-    "make_pw.py": (
-        "import secrets\npassword = secrets.token_urlsafe(16)\nenv = {'ARANGO_PASSWORD': password}\n"
-    ),
+    "make_pw.py": ("import secrets\npassword = secrets.token_urlsafe(16)\nenv = {'ARANGO_PASSWORD': password}\n"),
     "tests/test_x.py": 'settings = load(ARANGO_PASSWORD="throwaway-test-value")\n',
     # identifiers that merely look long
     "ident.env": "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL=300\n",

@@ -184,7 +184,5 @@ def test_both_api_versions_declare_the_same_resources():
         return {k: v for k, v in doc.items() if k != "apiVersion"}
 
     v1 = sorted((strip(d) for _, d in _manifests("v1")), key=lambda d: (d["kind"], d["metadata"]["name"]))
-    v1beta2 = sorted(
-        (strip(d) for _, d in _manifests("v1beta2")), key=lambda d: (d["kind"], d["metadata"]["name"])
-    )
+    v1beta2 = sorted((strip(d) for _, d in _manifests("v1beta2")), key=lambda d: (d["kind"], d["metadata"]["name"]))
     assert v1 == v1beta2

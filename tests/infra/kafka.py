@@ -234,9 +234,7 @@ def write_broker_keystore(directory: Path, ca: CertificateAuthority) -> Path:
         )
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(
-            x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
-        )
+        .add_extension(x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
     chain = cert.public_bytes(serialization.Encoding.PEM) + ca_cert.public_bytes(serialization.Encoding.PEM)
@@ -518,13 +516,8 @@ class KafkaBroker:
         """Create topics (replication 1) and wait until the broker serves their metadata."""
         names = list(names)
         admin = AdminClient(self._quiet_config())
-        new = [
-            NewTopic(n, num_partitions=partitions, replication_factor=1, config=dict(config or {}))
-            for n in names
-        ]
-        for name, future in admin.create_topics(
-            new, operation_timeout=timeout, request_timeout=timeout
-        ).items():
+        new = [NewTopic(n, num_partitions=partitions, replication_factor=1, config=dict(config or {})) for n in names]
+        for name, future in admin.create_topics(new, operation_timeout=timeout, request_timeout=timeout).items():
             try:
                 future.result()
             except KafkaException as exc:
@@ -719,15 +712,12 @@ class KafkaBroker:
 
     def _timeout(self, what: str) -> None:
         raise KafkaHarnessError(
-            f"Kafka broker not ready after {self.start_timeout:.0f}s ({what}); "
-            f"broker log tail:\n{self.log_tail(60)}"
+            f"Kafka broker not ready after {self.start_timeout:.0f}s ({what}); broker log tail:\n{self.log_tail(60)}"
         )
 
     def _log_line(self, text: str) -> None:
         assert self._log_file is not None
-        self._log_file.write(
-            f"[harness {dt.datetime.now().isoformat(timespec='milliseconds')}] {text}\n".encode()
-        )
+        self._log_file.write(f"[harness {dt.datetime.now().isoformat(timespec='milliseconds')}] {text}\n".encode())
         self._log_file.flush()
 
 
@@ -813,9 +803,7 @@ def main(argv: list[str] | None = None) -> int:
         "SASL_SSL/SCRAM-SHA-512 listeners on 127.0.0.1.",
     )
     sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser(
-        "up", help="start a broker, print its connection info as JSON, run until Ctrl-C/SIGTERM"
-    )
+    up = sub.add_parser("up", help="start a broker, print its connection info as JSON, run until Ctrl-C/SIGTERM")
     up.add_argument(
         "--control-topic-partitions",
         type=int,
@@ -823,15 +811,9 @@ def main(argv: list[str] | None = None) -> int:
         metavar="N",
         help=f"create {', '.join(CONTROL_TOPICS)} with N partitions (0: do not create them; default 1)",
     )
-    up.add_argument(
-        "--topic", action="append", default=[], metavar="NAME", help="also create this topic (repeatable)"
-    )
-    up.add_argument(
-        "--keep-run-dir", action="store_true", help="do not delete the run dir (logs, data) on exit"
-    )
-    sub.add_parser(
-        "resolve", help=f"only fetch the Kafka {KAFKA_VERSION} jars into the cache and print their dir"
-    )
+    up.add_argument("--topic", action="append", default=[], metavar="NAME", help="also create this topic (repeatable)")
+    up.add_argument("--keep-run-dir", action="store_true", help="do not delete the run dir (logs, data) on exit")
+    sub.add_parser("resolve", help=f"only fetch the Kafka {KAFKA_VERSION} jars into the cache and print their dir")
     args = parser.parse_args(argv)
 
     if args.command == "resolve":

@@ -84,8 +84,19 @@ class PostgresCluster:
 
     def create_database(self, name: str) -> str:
         subprocess.run(
-            ["psql", "-h", self.host, "-p", str(self.port), "-U", self.user, "-v", "ON_ERROR_STOP=1",
-             "-c", f'CREATE DATABASE "{name}"'],
+            [
+                "psql",
+                "-h",
+                self.host,
+                "-p",
+                str(self.port),
+                "-U",
+                self.user,
+                "-v",
+                "ON_ERROR_STOP=1",
+                "-c",
+                f'CREATE DATABASE "{name}"',
+            ],
             check=True,
             capture_output=True,
         )

@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 import pytest
-from streamforge.contracts.records import candle_from_rest, candles_from_csv, trade_from_rest, trades_from_csv
 
+from streamforge.contracts.records import candle_from_rest, candles_from_csv, trade_from_rest, trades_from_csv
 from tests.infra.binance_replay import ReplayServer, shared_data_dir
 from tests.infra.binance_replay.catalog import REPO_DATA_DIR, REPO_ROOT
 
@@ -119,9 +119,7 @@ def used_weight(resp: httpx.Response) -> int:
 
 
 # -- acceptance ----------------------------------------------------------------------------------
-def test_acceptance_rest_klines_equal_archive_zip_for_2020_01_01(
-    replay: ReplayServer, client: httpx.Client
-) -> None:
+def test_acceptance_rest_klines_equal_archive_zip_for_2020_01_01(replay: ReplayServer, client: httpx.Client) -> None:
     rows = klines_paged(client, "BTCUSDT", "1m", DAY_2020, DAY_2020 + DAY_MS - 1)
 
     opens = [r[0] for r in rows]
@@ -142,9 +140,7 @@ def test_acceptance_rest_klines_equal_archive_zip_for_2020_01_01(
     member, lines = unzip_csv(zresp.content)
     assert member == "BTCUSDT-1m-2020-01-01.csv"
     # Through the project's shared parsers (streamforge.contracts.records)...
-    assert [candle_from_rest("BTCUSDT", "1m", r) for r in rows] == list(
-        candles_from_csv("BTCUSDT", "1m", lines)
-    )
+    assert [candle_from_rest("BTCUSDT", "1m", r) for r in rows] == list(candles_from_csv("BTCUSDT", "1m", lines))
     # ...and as raw text: REST numbers-as-strings are the archive's cells verbatim.
     assert [[str(v) for v in r[:11]] for r in rows] == [ln.split(",")[:11] for ln in lines]
 
@@ -186,9 +182,7 @@ def test_three_day_backfill_is_gap_free(client: httpx.Client) -> None:
 
 
 @needs_shared
-def test_monthly_csv_served_as_rest_and_as_synthesised_daily_zips(
-    replay: ReplayServer, client: httpx.Client
-) -> None:
+def test_monthly_csv_served_as_rest_and_as_synthesised_daily_zips(replay: ReplayServer, client: httpx.Client) -> None:
     rows = klines_paged(client, "BTCUSDT", "1h", AUG_2024, AUG_2024 + 31 * DAY_MS - 1)
     assert [r[0] for r in rows] == [AUG_2024 + i * 3_600_000 for i in range(744)]
     monthly = (SHARED / "spot" / "klines" / "1h" / "BTCUSDT-1h-2024-08.csv").read_text().splitlines()
@@ -247,9 +241,7 @@ def test_microsecond_archives_are_served_in_ms_on_rest(tmp_path: Path) -> None:
         assert archived.content == buf.getvalue(), "archives keep their µs timestamps, byte-for-byte"
         check_checksum(
             archived.content,
-            http.get(
-                f"{srv.archive_url}/daily/klines/TESTUSDT/1m/TESTUSDT-1m-2025-01-01.zip.CHECKSUM"
-            ).content,
+            http.get(f"{srv.archive_url}/daily/klines/TESTUSDT/1m/TESTUSDT-1m-2025-01-01.zip.CHECKSUM").content,
             "TESTUSDT-1m-2025-01-01.zip",
         )
         # no recorded exchangeInfo in this data dir: a synthetic entry is served
@@ -282,9 +274,7 @@ def test_ping_time_exchange_info(client: httpx.Client) -> None:
     one = client.get("/api/v3/exchangeInfo", params={"symbol": "BTCUSDT"}).json()
     assert [s["symbol"] for s in one["symbols"]] == ["BTCUSDT"]
     assert_error(client.get("/api/v3/exchangeInfo", params={"symbol": "ETHUSDT"}), -1121, "Invalid symbol.")
-    assert_error(
-        client.get("/api/v3/exchangeInfo", params={"symbols": '["BTCUSDT","NOPE"]'}), -1121, "Invalid symbol."
-    )
+    assert_error(client.get("/api/v3/exchangeInfo", params={"symbols": '["BTCUSDT","NOPE"]'}), -1121, "Invalid symbol.")
     if SHARED.is_dir():
         two = client.get("/api/v3/exchangeInfo", params={"symbols": json.dumps(["BTCUSDT", PERP])}).json()
         assert [s["symbol"] for s in two["symbols"]] == ["BTCUSDT", PERP]
@@ -381,9 +371,7 @@ BAD_SYMBOL_CHARS = "Illegal characters found in parameter 'symbol'; legal range 
         ),
     ],
 )
-def test_error_semantics(
-    client: httpx.Client, path: str, params: dict[str, str], code: int, msg: str
-) -> None:
+def test_error_semantics(client: httpx.Client, path: str, params: dict[str, str], code: int, msg: str) -> None:
     resp = client.get(path, params=params or None)
     assert_error(resp, code, msg)
     assert used_weight(resp) > 0, "rejected requests still carry X-MBX-USED-WEIGHT-1M"
@@ -544,9 +532,7 @@ def test_fault_delay(client: httpx.Client, replay: ReplayServer) -> None:
 
 
 def test_fault_delay_combines_with_a_status(client: httpx.Client, replay: ReplayServer) -> None:
-    replay.set_faults(
-        [{"kind": "delay", "delay_seconds": 0.3, "times": 1}, {"kind": "rate_limit", "times": 1}]
-    )
+    replay.set_faults([{"kind": "delay", "delay_seconds": 0.3, "times": 1}, {"kind": "rate_limit", "times": 1}])
     t0 = time.perf_counter()
     assert client.get("/api/v3/ping").status_code == 429
     assert time.perf_counter() - t0 >= 0.25
@@ -620,9 +606,7 @@ def test_admin_faults_endpoints(client: httpx.Client) -> None:
     assert [f["id"] for f in client.get("/_replay/faults").json()["faults"]] == ids
     assert client.delete(f"/_replay/faults/{ids[0]}").json() == {"cleared": 1}
     assert client.delete(f"/_replay/faults/{ids[0]}").status_code == 404
-    replaced = client.post(
-        "/_replay/faults", json={"replace": True, "faults": [{"kind": "bad_checksum"}]}
-    ).json()
+    replaced = client.post("/_replay/faults", json={"replace": True, "faults": [{"kind": "bad_checksum"}]}).json()
     assert [f["kind"] for f in replaced["faults"]] == ["bad_checksum"]
     assert client.delete("/_replay/faults").json() == {"cleared": 1}
 
@@ -678,16 +662,11 @@ def test_agg_trades_full_day_by_from_id(client: httpx.Client, replay: ReplayServ
     )
     _, lines = unzip_csv(body)
     assert lines[0].startswith("agg_trade_id,")
-    as_csv = [
-        [str(r["a"]), r["p"], r["q"], str(r["f"]), str(r["l"]), str(r["T"]), str(r["m"]).lower()]
-        for r in rows
-    ]
+    as_csv = [[str(r["a"]), r["p"], r["q"], str(r["f"]), str(r["l"]), str(r["T"]), str(r["m"]).lower()] for r in rows]
     assert as_csv == [ln.split(",") for ln in lines[1:]]
     # and through the shared parsers (is_best_match aside: the archive has no such column)
     parsed = list(trades_from_csv(PERP, lines[:1001]))
-    assert [
-        trade_from_rest(PERP, r).model_copy(update={"is_best_match": None}) for r in rows[:1000]
-    ] == parsed
+    assert [trade_from_rest(PERP, r).model_copy(update={"is_best_match": None}) for r in rows[:1000]] == parsed
 
 
 # -- CLI -----------------------------------------------------------------------------------------

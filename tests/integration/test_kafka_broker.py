@@ -19,9 +19,7 @@ from tests.infra.kafka import CONTROL_TOPICS, KAFKA_VERSION, POM_PATH, KafkaBrok
 pytestmark = pytest.mark.kafka
 
 
-def _produce(
-    config: dict[str, Any], topic: str, values: list[bytes], timestamps: list[int] | None = None
-) -> None:
+def _produce(config: dict[str, Any], topic: str, values: list[bytes], timestamps: list[int] | None = None) -> None:
     errors: list[KafkaError] = []
 
     def delivered(err: KafkaError | None, _msg: Any) -> None:
@@ -93,9 +91,7 @@ def test_client_config_overrides_are_librdkafka_properties(kafka_broker: KafkaBr
     Consumer(config).close()  # librdkafka rejects unknown properties at construction
 
 
-def test_produce_consume_plaintext_with_consumer_group(
-    kafka_broker: KafkaBroker, kafka_topic: TopicFactory
-) -> None:
+def test_produce_consume_plaintext_with_consumer_group(kafka_broker: KafkaBroker, kafka_topic: TopicFactory) -> None:
     topic = kafka_topic(partitions=3)
     values = [f"plain-{i}".encode() for i in range(10)]
     _produce(kafka_broker.client_config(), topic, values)
@@ -142,18 +138,14 @@ def test_produce_consume_sasl_ssl_scram_with_ca_verification(
 
 def test_wrong_password_is_rejected(kafka_broker: KafkaBroker) -> None:
     config = kafka_broker.client_config("SASL_SSL", sasl_password="not-" + kafka_broker.scram_password)
-    errors = _collect_errors(
-        config, lambda errs: any(e.code() == KafkaError._AUTHENTICATION for e in errs), timeout=15
-    )
+    errors = _collect_errors(config, lambda errs: any(e.code() == KafkaError._AUTHENTICATION for e in errs), timeout=15)
     auth = [e for e in errors if e.code() == KafkaError._AUTHENTICATION]
     assert auth, f"no authentication error, got {errors}"
     assert "SCRAM-SHA-512" in auth[0].str() or "invalid credentials" in auth[0].str()
 
 
 @pytest.mark.parametrize("trust", ["other-ca", "system-store"])
-def test_client_not_trusting_the_ca_fails_the_handshake(
-    kafka_broker: KafkaBroker, tmp_path: Path, trust: str
-) -> None:
+def test_client_not_trusting_the_ca_fails_the_handshake(kafka_broker: KafkaBroker, tmp_path: Path, trust: str) -> None:
     config = kafka_broker.client_config("SASL_SSL")
     if trust == "other-ca":
         config["ssl.ca.location"] = str(write_ca(tmp_path, "unrelated CA").cert_path)

@@ -43,7 +43,11 @@ def test_loader_settings_from_env() -> None:
     [
         ("2020-01-01/2020-01-02", "2020-01-01T00:00:00+00:00", "2020-01-02T00:00:00+00:00"),
         ("2020-01-01T06:00:00Z/2020-01-01T07:30:00Z", "2020-01-01T06:00:00+00:00", "2020-01-01T07:30:00+00:00"),
-        ("2020-01-01T02:00:00+02:00/2020-01-01T03:00:00+02:00", "2020-01-01T00:00:00+00:00", "2020-01-01T01:00:00+00:00"),
+        (
+            "2020-01-01T02:00:00+02:00/2020-01-01T03:00:00+02:00",
+            "2020-01-01T00:00:00+00:00",
+            "2020-01-01T01:00:00+00:00",
+        ),
         # the seed form names both days inclusively
         ("2020-01-01:2020-01-03", "2020-01-01T00:00:00+00:00", "2020-01-04T00:00:00+00:00"),
         ("2020-01-01:2020-01-01", "2020-01-01T00:00:00+00:00", "2020-01-02T00:00:00+00:00"),
@@ -100,8 +104,12 @@ def test_real_process_environment_exit_code() -> None:
 
 
 def test_sink_settings_never_expose_the_password() -> None:
-    env = {**LOADER_ENV, "COLLECTION_NAME": "btcusdt_api_candles_1m_2020_01_01", "ARANGO_URL": "http://a:8529",
-           "ARANGO_PASSWORD": "s3cret-value"}
+    env = {
+        **LOADER_ENV,
+        "COLLECTION_NAME": "btcusdt_api_candles_1m_2020_01_01",
+        "ARANGO_URL": "http://a:8529",
+        "ARANGO_PASSWORD": "s3cret-value",
+    }
     settings = load_settings(SinkSettings, env)
     assert settings.arango_password.get_secret_value() == "s3cret-value"
     assert "s3cret-value" not in repr(settings) and "s3cret-value" not in str(settings.model_dump())
@@ -116,8 +124,13 @@ def test_kafka_client_config_for_every_protocol(tmp_path) -> None:
     sasl_plain = kafka_client_config("b:1", "SASL_PLAINTEXT", "SCRAM-SHA-256", "u", "p")
     assert sasl_plain["sasl.mechanism"] == "SCRAM-SHA-256" and "ssl.ca.location" not in sasl_plain
     env = KafkaEnv.model_validate(
-        {"kafka_bootstrap_servers": "b:1", "kafka_security_protocol": "SASL_SSL", "kafka_user": "u",
-         "kafka_password": "p", "kafka_ca_path": str(ca)}
+        {
+            "kafka_bootstrap_servers": "b:1",
+            "kafka_security_protocol": "SASL_SSL",
+            "kafka_user": "u",
+            "kafka_password": "p",
+            "kafka_ca_path": str(ca),
+        }
     )
     assert env.kafka_config() == {
         "bootstrap.servers": "b:1",

@@ -26,9 +26,7 @@ K8S = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")
 
 symbols = st.from_regex(r"\A[A-Z][A-Z0-9]{1,19}(_[A-Z0-9]{2,12})?\Z")
 types = st.sampled_from(["api_trades", *(f"api_candles_{i}" for i in INTERVALS)])
-days = st.datetimes(
-    min_value=datetime(2017, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC)
-)
+days = st.datetimes(min_value=datetime(2017, 1, 1), max_value=datetime(2099, 12, 31), timezones=st.just(UTC))
 run_ids = st.text(min_size=1, max_size=80)
 
 
@@ -46,9 +44,7 @@ def test_design_examples() -> None:
 
 @settings(max_examples=300)
 @given(symbol=symbols, data_type=types, day=days, run_id=run_ids, attempt=st.integers(1, 50))
-def test_every_generated_name_is_legal(
-    symbol: str, data_type: str, day: datetime, run_id: str, attempt: int
-) -> None:
+def test_every_generated_name_is_legal(symbol: str, data_type: str, day: datetime, run_id: str, attempt: int) -> None:
     names = RunNames(symbol, data_type, day, h6(dag_id(symbol, data_type), run_id, attempt))
     assert KAFKA.match(names.queue_id) and KAFKA.match(names.data_topic)
     assert ARANGO.match(names.collection) and len(names.collection.encode()) <= 256
@@ -139,4 +135,6 @@ def test_data_type_fields_and_windows() -> None:
     assert DataType.parse("api_trades").sink is Component.ARANGO_TRADES
     assert DataType.parse("api_trades").max_window == timedelta(days=1)
     assert DataType.parse("api_candles_1s").max_window < DataType.parse("api_candles_1m").max_window
-    assert collection_name("ETHUSDT", "api_trades", datetime(2024, 2, 29, tzinfo=UTC)) == "ethusdt_api_trades_2024_02_29"
+    assert (
+        collection_name("ETHUSDT", "api_trades", datetime(2024, 2, 29, tzinfo=UTC)) == "ethusdt_api_trades_2024_02_29"
+    )

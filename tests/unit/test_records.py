@@ -1,6 +1,7 @@
 """Records (DESIGN §4) parsed from real Binance data in ../shared/data."""
 
 import io
+import itertools
 import json
 import zipfile
 from collections.abc import Iterator
@@ -51,7 +52,9 @@ def test_monthly_1h_csv() -> None:
 
 
 def test_futures_aggtrades_with_header() -> None:
-    trades = trades_from_csv("BTCUSD_PERP", zip_lines(BINANCE / "futures-cm/aggTrades/BTCUSD_PERP-aggTrades-2026-05-08.zip"))
+    trades = trades_from_csv(
+        "BTCUSD_PERP", zip_lines(BINANCE / "futures-cm/aggTrades/BTCUSD_PERP-aggTrades-2026-05-08.zip")
+    )
     first = next(trades)
     assert first.trade_id == 480537903 and first.is_best_match is None
     assert first.key == "BTCUSD_PERP_480537903"
@@ -62,13 +65,19 @@ def test_futures_aggtrades_with_header() -> None:
 def test_rest_klines_and_aggtrades() -> None:
     rows = json.loads((BINANCE / "rest-responses/api_v3_klines.BTCUSDT.1m.json").read_text())
     candles = [candle_from_rest("BTCUSDT", "1m", row) for row in rows]
-    assert [b.open_time - a.open_time for a, b in zip(candles, candles[1:])] == [60_000] * 9
-    trades = [trade_from_rest("BTCUSDT", obj) for obj in json.loads((BINANCE / "rest-responses/api_v3_aggTrades.BTCUSDT.json").read_text())]
+    assert [b.open_time - a.open_time for a, b in itertools.pairwise(candles)] == [60_000] * 9
+    trades = [
+        trade_from_rest("BTCUSDT", obj)
+        for obj in json.loads((BINANCE / "rest-responses/api_v3_aggTrades.BTCUSDT.json").read_text())
+    ]
     assert [t.trade_id for t in trades] == list(range(966492862, 966492872))
     assert all(isinstance(t.is_best_match, bool) for t in trades)
 
 
-SPOT_ROW = "1577836800000,7195.24000000,7196.25000000,7183.14000000,7186.68000000,51.64281200,1577836859999,371233.51835535,493,19.59823000,140888.41428273,0"
+SPOT_ROW = (
+    "1577836800000,7195.24000000,7196.25000000,7183.14000000,7186.68000000,51.64281200,"
+    "1577836859999,371233.51835535,493,19.59823000,140888.41428273,0"
+)
 
 
 def test_microseconds_are_normalised_to_milliseconds() -> None:

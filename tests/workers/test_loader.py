@@ -28,9 +28,9 @@ from typing import Any
 import httpx
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+
 from streamforge.contracts.messages import Command, CommandName, Event, Status, parse_event
 from streamforge.contracts.records import Candle, EndOfStream, Trade, candles_from_csv, is_eos
-
 from tests.infra.binance_replay import Catalog
 
 pytestmark = pytest.mark.kafka
@@ -125,9 +125,7 @@ class Loader:
         tag = env.get("QUEUE_ID", uuid.uuid4().hex)
         out = open(self.tmp / f"{tag}.out", "wb")
         err = open(self.tmp / f"{tag}.err", "wb")
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "streamforge_workers.loader"], env=env, stdout=out, stderr=err
-        )
+        proc = subprocess.Popen([sys.executable, "-m", "streamforge_workers.loader"], env=env, stdout=out, stderr=err)
         proc._files = (out, err)  # type: ignore[attr-defined]
         proc._started = time.monotonic()  # type: ignore[attr-defined]
         return proc
@@ -216,16 +214,12 @@ def read_events(broker: Any, queue_id: str, timeout: float = 15) -> list[Event]:
             events.append(event)
             if event.is_terminal:
                 return events
-        raise AssertionError(
-            f"no terminal event for {queue_id} within {timeout} s: {[e.status for e in events]}"
-        )
+        raise AssertionError(f"no terminal event for {queue_id} within {timeout} s: {[e.status for e in events]}")
     finally:
         consumer.close()
 
 
-def read_topic(
-    broker: Any, topic: str, timeout: float = 30
-) -> tuple[list[tuple[int, bytes, bytes]], dict[int, int]]:
+def read_topic(broker: Any, topic: str, timeout: float = 30) -> tuple[list[tuple[int, bytes, bytes]], dict[int, int]]:
     """(partition, key, value) of every record, and the EOS marker's `records` per partition.
 
     Call after the loader exited: reads every partition up to its high watermark.
@@ -408,9 +402,7 @@ def test_sasl_ssl_scram_listener(loader: Loader) -> None:
     run = loader.run(env)
     assert run.rc == 0, run.explain()
     records, eos = read_topic(loader.broker, run.topic)
-    assert eos == {0: 1440} and [Candle.from_bytes(v) for _, _, v in records] == list(
-        source_candles("2020-01-02")
-    )
+    assert eos == {0: 1440} and [Candle.from_bytes(v) for _, _, v in records] == list(source_candles("2020-01-02"))
 
 
 # -- faults -------------------------------------------------------------------------------------
@@ -478,9 +470,7 @@ def test_bad_checksum_is_an_error(loader: Loader) -> None:
 @pytest.mark.parametrize("source", ["rest", "archive"])
 def test_a_gap_in_the_source_is_an_error(loader: Loader, source: str) -> None:
     start = 1_577_872_800_000  # 2020-01-01T10:00:00Z
-    loader.replay.add_fault(
-        "gap", gap_start_ms=start, gap_end_ms=start + 3 * 60_000, symbol="BTCUSDT", interval="1m"
-    )
+    loader.replay.add_fault("gap", gap_start_ms=start, gap_end_ms=start + 3 * 60_000, symbol="BTCUSDT", interval="1m")
     run = loader.run(loader.env(time_range="2020-01-01/2020-01-02", source=source))
     assert run.rc == 1, run.explain()
     assert run.terminal.error_message == (

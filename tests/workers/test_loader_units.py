@@ -14,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+
 from streamforge.contracts.config import LoaderSource
 from streamforge.contracts.names import INTERVALS, DataType
 from streamforge.contracts.records import Candle, Trade, candles_from_csv
@@ -22,7 +23,6 @@ from streamforge_workers.loader.binance_rest import BinanceRest, WeightLimiter
 from streamforge_workers.loader.hooks import Hooks
 from streamforge_workers.loader.sources import RecordSource, Segment, checked_candles, checked_trades, plan
 from streamforge_workers.runtime.worker import FatalError, Interrupted
-
 from tests.infra.binance_replay import Catalog
 
 DAY = 86_400_000
@@ -90,10 +90,7 @@ def test_plan_archive_splits_by_day_and_refuses_weekly() -> None:
     ]
     with pytest.raises(FatalError, match="no daily files for api_candles_1w"):
         plan(start, end, LoaderSource.ARCHIVE, DataType.parse("api_candles_1w"), date(2026, 1, 1))
-    assert (
-        plan(start, end, LoaderSource.AUTO, DataType.parse("api_candles_1M"), date(2026, 1, 1))[0].source
-        == "rest"
-    )
+    assert plan(start, end, LoaderSource.AUTO, DataType.parse("api_candles_1M"), date(2026, 1, 1))[0].source == "rest"
 
 
 # -- gap checks ---------------------------------------------------------------------------------
@@ -130,9 +127,7 @@ def test_candle_gap_names_the_missing_range() -> None:
 
 def test_candle_tail_gap_duplicate_and_month_grid() -> None:
     grid = list(INTERVALS["1m"].open_times(JAN1, JAN1 + DAY))
-    with pytest.raises(
-        FatalError, match="1 candle missing from 2020-01-01T23:59:00Z to 2020-01-01T23:59:00Z"
-    ):
+    with pytest.raises(FatalError, match="1 candle missing from 2020-01-01T23:59:00Z to 2020-01-01T23:59:00Z"):
         list(checked_candles([_candle(t) for t in grid[:-1]], INTERVALS["1m"], JAN1, JAN1 + DAY, "x"))
     with pytest.raises(FatalError, match="duplicate or out-of-order"):
         list(checked_candles([_candle(grid[0]), _candle(grid[0])], INTERVALS["1m"], JAN1, JAN1 + DAY, "x"))
@@ -320,9 +315,7 @@ def _load(
         return list(source.records(plan(start, end, mode, dt, date(2026, 11, 1))))
 
 
-def test_rest_pages_are_trimmed_to_the_window(
-    binance_replay_clean: Any, rec: Recorder, tmp_path: Path
-) -> None:
+def test_rest_pages_are_trimmed_to_the_window(binance_replay_clean: Any, rec: Recorder, tmp_path: Path) -> None:
     start, end = ms("2020-01-01T10:30:00"), ms("2020-01-02T03:15:00")
     got = _load(
         binance_replay_clean,
@@ -368,9 +361,7 @@ def test_auto_falls_back_to_rest_when_the_archive_has_no_file(
     binance_replay_clean: Any, rec: Recorder, tmp_path: Path
 ) -> None:
     no_such_market = f"{binance_replay_clean.base_url}/data/futures/um"  # BTCUSDT 1m is not there
-    got = _load(
-        binance_replay_clean, rec, tmp_path, CANDLES_1M, LoaderSource.AUTO, JAN1, JAN1 + DAY, no_such_market
-    )
+    got = _load(binance_replay_clean, rec, tmp_path, CANDLES_1M, LoaderSource.AUTO, JAN1, JAN1 + DAY, no_such_market)
     assert len(got) == 1440
     assert rec.events[0][1]["fallback"] == "rest"
     assert "HTTP 404" in rec.events[0][0]
@@ -391,12 +382,8 @@ def test_trades_rest_equals_archive(binance_replay_clean: Any, rec: Recorder, tm
     """A 90-minute slice: REST (hour-by-hour search, then fromId) and the zip agree id for id."""
     start, end = MAY8 + 1_234, MAY8 + 90 * 60_000  # the search starts inside the first hour
     base = binance_replay_clean.futures_cm_archive_url
-    rest = _load(
-        binance_replay_clean, rec, tmp_path, TRADES, LoaderSource.REST, start, end, base, "BTCUSD_PERP"
-    )
-    arch = _load(
-        binance_replay_clean, rec, tmp_path, TRADES, LoaderSource.ARCHIVE, start, end, base, "BTCUSD_PERP"
-    )
+    rest = _load(binance_replay_clean, rec, tmp_path, TRADES, LoaderSource.REST, start, end, base, "BTCUSD_PERP")
+    arch = _load(binance_replay_clean, rec, tmp_path, TRADES, LoaderSource.ARCHIVE, start, end, base, "BTCUSD_PERP")
     assert len(rest) == len(arch) > 3_000
     assert start <= rest[0].timestamp and rest[-1].timestamp < end
     # The futures archive has no best-match column (None); the replay's REST says true.
@@ -485,14 +472,10 @@ def test_an_empty_fromid_page_is_not_taken_as_the_end(rec: Recorder, tmp_path: P
     assert int(searches[1]["startTime"]) == JAN1 + 1_000 * 1000 + 1  # resumed after trade 1000
 
 
-def test_trades_rest_reaches_the_end_of_the_data(
-    binance_replay_clean: Any, rec: Recorder, tmp_path: Path
-) -> None:
+def test_trades_rest_reaches_the_end_of_the_data(binance_replay_clean: Any, rec: Recorder, tmp_path: Path) -> None:
     """The last 10 minutes of the replayed day: paging runs dry, the time search confirms the end."""
     start, end = MAY8 + DAY - 600_000, MAY8 + DAY
     base = binance_replay_clean.futures_cm_archive_url
-    got = _load(
-        binance_replay_clean, rec, tmp_path, TRADES, LoaderSource.REST, start, end, base, "BTCUSD_PERP"
-    )
+    got = _load(binance_replay_clean, rec, tmp_path, TRADES, LoaderSource.REST, start, end, base, "BTCUSD_PERP")
     assert got[-1].trade_id == 480_643_182 and start <= got[0].timestamp
     assert [t.trade_id for t in got] == list(range(got[0].trade_id, 480_643_183))

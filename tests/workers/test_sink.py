@@ -28,9 +28,9 @@ import httpx
 import pytest
 from arango.database import StandardDatabase
 from confluent_kafka import Consumer, Producer, TopicPartition
+
 from streamforge.contracts.messages import Command, CommandName, Event, Status, parse_event
 from streamforge.contracts.records import Candle, EndOfStream, Trade, candles_from_csv, trades_from_csv
-
 from tests.infra.paths import SHARED_DATA
 
 pytestmark = pytest.mark.kafka
@@ -98,9 +98,7 @@ def produce(
     if eos is not None:
         marker = EndOfStream(records=count if eos == -1 else eos)
         for partition in range(partitions):
-            producer.produce(
-                topic, value=marker.to_bytes(), partition=partition, headers=EndOfStream.headers()
-            )
+            producer.produce(topic, value=marker.to_bytes(), partition=partition, headers=EndOfStream.headers())
     assert producer.flush(30) == 0
     return count
 
@@ -228,9 +226,7 @@ def sink_env(
 @pytest.fixture
 def make_sink(kafka_broker: Any, arango_endpoint: Any, arango_db: StandardDatabase, tmp_path: Path):
     def make(topic: str, collection: str, *, env: dict[str, str] | None = None, **kwargs: Any) -> Sink:
-        sink_vars = env or sink_env(
-            kafka_broker, arango_endpoint, arango_db.name, topic, collection, **kwargs
-        )
+        sink_vars = env or sink_env(kafka_broker, arango_endpoint, arango_db.name, topic, collection, **kwargs)
         return Sink(sink_vars, tmp_path / f"{sink_vars['QUEUE_ID']}.log", kafka_broker)
 
     return make
@@ -311,9 +307,7 @@ def test_candles_day_then_replays_converge(kafka_broker, kafka_topic, arango_db,
         assert dump(arango_db, collection) == stored
 
 
-def test_trades_day_three_partitions(
-    kafka_broker, kafka_topic, arango_db, make_sink, record_property
-) -> None:
+def test_trades_day_three_partitions(kafka_broker, kafka_topic, arango_db, make_sink, record_property) -> None:
     topic = kafka_topic(partitions=3)
     trades = day_trades()
     assert len(trades) == TRADES_IN_DAY
@@ -340,16 +334,12 @@ def test_trades_day_three_partitions(
     )
 
 
-def test_kill_9_then_restart_loses_and_duplicates_nothing(
-    kafka_broker, kafka_topic, arango_db, make_sink
-) -> None:
+def test_kill_9_then_restart_loses_and_duplicates_nothing(kafka_broker, kafka_topic, arango_db, make_sink) -> None:
     topic = kafka_topic(partitions=3)
     trades = day_trades()[:30_000]
     produce(kafka_broker, topic, trades, partitions=3)
     collection = "btcusd_perp_api_trades_2026_05_08"
-    first = make_sink(
-        topic, collection, data_type="api_trades", symbol="BTCUSD_PERP", batch_size="100"
-    ).start()
+    first = make_sink(topic, collection, data_type="api_trades", symbol="BTCUSD_PERP", batch_size="100").start()
     wait_for_count(arango_db, collection, 5_000)
     first.proc.send_signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL

@@ -10,6 +10,7 @@ from arango.exceptions import ArangoServerError, DocumentInsertError
 from arango.request import Request
 from arango.response import Response
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
+
 from streamforge.contracts.config import SinkSettings
 from streamforge_workers.runtime.worker import Interrupted
 from streamforge_workers.sink.arango_writer import (
@@ -65,8 +66,7 @@ def test_counts_advance_only_with_commits_and_survive_a_restart() -> None:
 
 def _commits_of(ledger: Ledger) -> list[TopicPartition]:
     return [
-        TopicPartition(TOPIC, s.partition, s.committed_offset, metadata=s.metadata())
-        for s in ledger.states.values()
+        TopicPartition(TOPIC, s.partition, s.committed_offset, metadata=s.metadata()) for s in ledger.states.values()
     ]
 
 
@@ -212,17 +212,13 @@ class FakeCollection:
 def test_per_document_errors_fail_the_batch() -> None:
     w = writer([])
     w._collection = FakeCollection([{"_key": "a"}, server_error(400, 1221, "illegal document key")])
-    with pytest.raises(
-        ArangoWriteError, match=r"1 document\(s\) .* _key 'b': \[ERR 1221\] illegal document key"
-    ):
+    with pytest.raises(ArangoWriteError, match=r"1 document\(s\) .* _key 'b': \[ERR 1221\] illegal document key"):
         w.write([{"_key": "a"}, {"_key": "b"}])
 
 
 def test_conflicting_documents_retry_the_whole_batch() -> None:
     sleeps: list[float] = []
     w = writer(sleeps)
-    w._collection = fake = FakeCollection(
-        [{"_key": "a"}, server_error(409, 1200)], [{"_key": "a"}, {"_key": "b"}]
-    )
+    w._collection = fake = FakeCollection([{"_key": "a"}, server_error(409, 1200)], [{"_key": "a"}, {"_key": "b"}])
     w.write([{"_key": "a"}, {"_key": "b"}])
     assert (fake.calls, sleeps) == (2, [1.0])

@@ -76,8 +76,7 @@ class TimeRange(BaseModel):
             return {"start": first, "end": last + timedelta(days=1)}
         if value.count("/") != 1:
             raise ValueError(
-                f"{value!r} is neither ISO-8601 'start/end' (e.g. 2024-08-01/2024-08-02) "
-                "nor 'YYYY-MM-DD:YYYY-MM-DD'"
+                f"{value!r} is neither ISO-8601 'start/end' (e.g. 2024-08-01/2024-08-02) nor 'YYYY-MM-DD:YYYY-MM-DD'"
             )
         start, end = value.split("/")
         return {"start": _parse_instant(start, "start"), "end": _parse_instant(end, "end")}

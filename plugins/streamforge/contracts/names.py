@@ -79,9 +79,7 @@ class Interval:
             first = start_ms + (-(start_ms - self.anchor_ms)) % self.ms
             return range(first, end_ms, self.ms)
         times: list[int] = []
-        month = datetime.fromtimestamp(start_ms / 1000, UTC).replace(
-            day=1, hour=0, minute=0, second=0, microsecond=0
-        )
+        month = datetime.fromtimestamp(start_ms / 1000, UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
         while (t := int(month.timestamp() * 1000)) < end_ms:
             if t >= start_ms:
                 times.append(t)

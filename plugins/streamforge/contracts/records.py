@@ -67,9 +67,7 @@ class _Record(BaseModel):
 
 
 def _short(exc: ValidationError) -> str:
-    return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors()
-    )
+    return "; ".join(f"{'.'.join(str(p) for p in err['loc']) or 'record'}: {err['msg']}" for err in exc.errors())
 
 
 class Candle(_Record):
@@ -185,9 +183,7 @@ def _is_us(value: Any) -> bool:
 def _candle(symbol: str, interval: str, row: Sequence[Any], where: str) -> Candle:
     _interval(interval)
     if _is_us(row[0]) != _is_us(row[6]):
-        raise RecordError(
-            f"{where}: open_time {row[0]} and close_time {row[6]} mix microseconds and milliseconds"
-        )
+        raise RecordError(f"{where}: open_time {row[0]} and close_time {row[6]} mix microseconds and milliseconds")
     return _build(
         Candle,
         {

@@ -37,8 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--lenient",
         action="store_true",
-        help="accept what ArangoDB silently ignores (unknown overwriteMode/onDuplicate) "
-        "instead of answering 400",
+        help="accept what ArangoDB silently ignores (unknown overwriteMode/onDuplicate) instead of answering 400",
     )
     parser.add_argument(
         "--extended-names",

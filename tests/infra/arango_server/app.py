@@ -71,9 +71,7 @@ def _decompress(encoding: bytes, body: bytes) -> bytes:
         if name == b"deflate":
             return zlib.decompress(body)
     except (OSError, zlib.error) as exc:
-        raise ArangoError(
-            E.ERROR_HTTP_BAD_PARAMETER, f"invalid {name.decode()} request body: {exc}", 400
-        ) from None
+        raise ArangoError(E.ERROR_HTTP_BAD_PARAMETER, f"invalid {name.decode()} request body: {exc}", 400) from None
     if name == b"identity":
         return body
     raise ArangoError(E.ERROR_HTTP_BAD_PARAMETER, f"unsupported content-encoding {name.decode()!r}", 400)
@@ -102,9 +100,7 @@ class _Cursor:
         "ttl",
     )
 
-    def __init__(
-        self, db: str, rows: list, batch_size: int, count: bool, ttl: float, extra: dict, retry: bool
-    ) -> None:
+    def __init__(self, db: str, rows: list, batch_size: int, count: bool, ttl: float, extra: dict, retry: bool) -> None:
         self.db = db
         self.rows = rows
         self.pos = 0
@@ -183,11 +179,7 @@ class ArangoApp:
                     ArangoError(E.ERROR_FORBIDDEN, "not authorized to execute this request", 401).body(),
                     [(b"www-authenticate", b'Basic realm="ArangoDB"')],
                 )
-            params = (
-                dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True))
-                if query_string
-                else {}
-            )
+            params = dict(parse_qsl(query_string.decode("latin-1"), keep_blank_values=True)) if query_string else {}
             encoding = headers.get(b"content-encoding")
             if encoding and body:
                 body = _decompress(encoding, body)
@@ -319,11 +311,7 @@ class ArangoApp:
         if not sub:
             if method == "GET":
                 exclude = _bool(params, "excludeSystem", False)
-                result = [
-                    c.list_entry()
-                    for c in db.collections.values()
-                    if not (exclude and c.name.startswith("_"))
-                ]
+                result = [c.list_entry() for c in db.collections.values() if not (exclude and c.name.startswith("_"))]
                 return _ok(200, {"result": result})
             if method == "POST":
                 coll = db.create_collection(_parse_json(body))
@@ -395,9 +383,7 @@ class ArangoApp:
         if not sub:
             name = params.get("collection")
             if not name:
-                raise ArangoError(
-                    E.ERROR_ARANGO_COLLECTION_PARAMETER_MISSING, "'collection' parameter is missing"
-                )
+                raise ArangoError(E.ERROR_ARANGO_COLLECTION_PARAMETER_MISSING, "'collection' parameter is missing")
             coll = db.collection(name)
             if method == "GET":
                 indexes = coll.list_indexes()
@@ -408,9 +394,7 @@ class ArangoApp:
                 return _ok(status, {**desc, "isNewlyCreated": created})
             raise _not_allowed()
         if len(sub) != 2:
-            raise ArangoError(
-                E.ERROR_ARANGO_INDEX_NOT_FOUND, "expecting an index handle <collection>/<id>", 400
-            )
+            raise ArangoError(E.ERROR_ARANGO_INDEX_NOT_FOUND, "expecting an index handle <collection>/<id>", 400)
         coll = db.collection(sub[0])
         if method == "GET":
             found = coll.find_index(sub[1])
@@ -445,9 +429,7 @@ class ArangoApp:
         if not sub:
             name = params.get("collection")
             if not name:
-                raise ArangoError(
-                    E.ERROR_ARANGO_COLLECTION_PARAMETER_MISSING, "'collection' parameter is missing"
-                )
+                raise ArangoError(E.ERROR_ARANGO_COLLECTION_PARAMETER_MISSING, "'collection' parameter is missing")
             sub = [name]
         if len(sub) > 2:
             raise ArangoError(E.ERROR_ARANGO_DOCUMENT_HANDLE_BAD, "illegal document identifier")
@@ -460,9 +442,7 @@ class ArangoApp:
             if method in ("PUT", "PATCH", "DELETE"):
                 return self._modify_many(method, coll, params, body)
             if method in ("GET", "HEAD"):
-                raise ArangoError(
-                    E.ERROR_ARANGO_DOCUMENT_HANDLE_BAD, "expecting GET /_api/document/<document-handle>"
-                )
+                raise ArangoError(E.ERROR_ARANGO_DOCUMENT_HANDLE_BAD, "expecting GET /_api/document/<document-handle>")
             raise _not_allowed()
         key = sub[1]
         if_match = headers.get(b"if-match")
@@ -571,11 +551,7 @@ class ArangoApp:
                 if not isinstance(key, str):
                     raise ArangoError(E.ERROR_ARANGO_DOCUMENT_HANDLE_BAD, "illegal document identifier")
                 doc = coll.get(key)
-                if (
-                    isinstance(item, dict)
-                    and isinstance(item.get("_rev"), str)
-                    and item["_rev"] != doc["_rev"]
-                ):
+                if isinstance(item, dict) and isinstance(item.get("_rev"), str) and item["_rev"] != doc["_rev"]:
                     raise ArangoError(E.ERROR_ARANGO_CONFLICT, "conflict, _rev values do not match", 412)
                 out.append(doc)
             except ArangoError as err:
@@ -676,11 +652,7 @@ class ArangoApp:
                     continue
                 if kind is None:  # CSV-like: the first line holds the attribute names
                     if header is None:
-                        if (
-                            value.__class__ is not list
-                            or not value
-                            or any(not isinstance(h, str) for h in value)
-                        ):
+                        if value.__class__ is not list or not value or any(not isinstance(h, str) for h in value):
                             raise ArangoError(
                                 E.ERROR_HTTP_BAD_PARAMETER, "no JSON string array found in first line", 400
                             )
@@ -692,9 +664,7 @@ class ArangoApp:
                     value = {h: v for h, v in zip(header, value, strict=True) if v is not None}
                 items.append((lineno, value, None))
 
-        mode = {"error": "conflict", "update": "update", "replace": "replace", "ignore": "ignore"}[
-            on_duplicate
-        ]
+        mode = {"error": "conflict", "update": "update", "replace": "replace", "ignore": "ignore"}[on_duplicate]
         created = updated = ignored = 0
         error_count = 0
         details: list[str] = []
@@ -712,9 +682,7 @@ class ArangoApp:
             elif doc.__class__ is not dict:
                 snippet = _dumps(doc)[:255]
                 failure = ArangoError(E.ERROR_ARANGO_DOCUMENT_TYPE_INVALID, "invalid document type")
-                message = (
-                    f"at position {position}: invalid JSON type (expecting object), offending document: "
-                )
+                message = f"at position {position}: invalid JSON type (expecting object), offending document: "
                 message += snippet
             else:
                 try:
@@ -760,9 +728,7 @@ class ArangoApp:
         for cid in [cid for cid, c in self.cursors.items() if c.expires < now]:
             del self.cursors[cid]
 
-    def _cursor(
-        self, method: str, db: Database, sub: list[str], params: dict[str, str], body: bytes
-    ) -> Reply:
+    def _cursor(self, method: str, db: Database, sub: list[str], params: dict[str, str], body: bytes) -> Reply:
         if not sub:
             if method != "POST":
                 raise _not_allowed()
@@ -845,9 +811,7 @@ class ArangoApp:
             },
         }
         self._expire_cursors()
-        cursor = _Cursor(
-            db.name, result.rows, batch_size, spec.get("count") is True, float(ttl), extra, retry
-        )
+        cursor = _Cursor(db.name, result.rows, batch_size, spec.get("count") is True, float(ttl), extra, retry)
         cid = str(self.store.next_tick())
         body = self._batch(cid, cursor, 201)
         if cursor.retry or body["hasMore"]:

@@ -555,9 +555,7 @@ class Compiler:
             return [value]
         if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
             return list(value)
-        raise ArangoError(
-            E.ERROR_QUERY_BIND_PARAMETER_TYPE, f"bind parameter '{node[1]}' has an invalid value or type"
-        )
+        raise ArangoError(E.ERROR_QUERY_BIND_PARAMETER_TYPE, f"bind parameter '{node[1]}' has an invalid value or type")
 
     def src(self, node: tuple, scope: dict[str, str], dict_vars: frozenset[str]) -> str:
         kind = node[0]
@@ -604,9 +602,7 @@ class Compiler:
             return "[" + ", ".join(self.src(v, scope, dict_vars) for v in node[1]) + "]"
         raise _unsupported(f"expression {kind}", self.query)
 
-    def fn(
-        self, node: tuple, scope: dict[str, str], dict_vars: frozenset[str], arg: str
-    ) -> Callable[[Any], Any]:
+    def fn(self, node: tuple, scope: dict[str, str], dict_vars: frozenset[str], arg: str) -> Callable[[Any], Any]:
         body = self.src(node, scope, dict_vars)
         return eval(compile(f"lambda {arg}: {body}", "<aql>", "eval"), self.ns)  # noqa: S307
 
@@ -669,9 +665,7 @@ def _limit_value(value: Any, what: str, query: str, allow_null: bool) -> int | N
     if value.__class__ is float and value.is_integer():
         value = int(value)
     if value.__class__ is not int or value < 0:
-        raise ArangoError(
-            E.ERROR_QUERY_PARSE, f"AQL: LIMIT {what} must be a non-negative number (while parsing)"
-        )
+        raise ArangoError(E.ERROR_QUERY_PARSE, f"AQL: LIMIT {what} must be a non-negative number (while parsing)")
     return value
 
 
@@ -767,8 +761,7 @@ def execute(
             if collected:
                 raise _unsupported("several COLLECT statements", q.text)
             aggs = [
-                (name, fn, None if fn == "COUNT" else comp.fn(arg, scope, dict_vars, "row"))
-                for name, fn, arg in op[1]
+                (name, fn, None if fn == "COUNT" else comp.fn(arg, scope, dict_vars, "row")) for name, fn, arg in op[1]
             ]
             rows = [_aggregate(rows, aggs)]
             scope = {name: f"row[{name!r}]" for name, _fn, _arg in op[1]}

@@ -57,9 +57,7 @@ def _proc_cpu(pid: int | None) -> float:
         return 0.0
 
 
-def run(
-    url: str, user: str, password: str, n_docs: int, batch: int, server_pid: int | None = None
-) -> dict[str, Any]:
+def run(url: str, user: str, password: str, n_docs: int, batch: int, server_pid: int | None = None) -> dict[str, Any]:
     client = ArangoClient(hosts=url)
     sys_db = client.db("_system", user, password, verify=True)
     name = f"sf_bench_{uuid.uuid4().hex[:8]}"
@@ -105,9 +103,7 @@ def run(
         assert row == {"count": n_docs, "first": 0, "last": n_docs - 1}, row
 
         t = time.perf_counter()
-        count = sum(
-            1 for _ in db.aql.execute("FOR d IN @@c RETURN d", bind_vars={"@c": "trades"}, batch_size=1000)
-        )
+        count = sum(1 for _ in db.aql.execute("FOR d IN @@c RETURN d", bind_vars={"@c": "trades"}, batch_size=1000))
         out["cursor_read_docs_per_s"] = round(count / (time.perf_counter() - t))
         assert count == n_docs
     finally:

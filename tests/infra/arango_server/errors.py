@@ -113,8 +113,7 @@ def unique_violation(index_name: str, index_type: str, fields: list[str], key: s
     over = ", ".join(f"'{f}'" for f in fields)
     return ArangoError(
         ERROR_ARANGO_UNIQUE_CONSTRAINT_VIOLATED,
-        f"unique constraint violated - in index {index_name} of type {index_type} over {over}; "
-        f"conflicting key: {key}",
+        f"unique constraint violated - in index {index_name} of type {index_type} over {over}; conflicting key: {key}",
     )
 
 

@@ -252,12 +252,7 @@ class Collection:
             return
         for attr in ("_from", "_to"):
             value = doc.get(attr)
-            if (
-                value.__class__ is not str
-                or value.count("/") != 1
-                or value.startswith("/")
-                or value.endswith("/")
-            ):
+            if value.__class__ is not str or value.count("/") != 1 or value.startswith("/") or value.endswith("/"):
                 raise ArangoError(E.ERROR_ARANGO_INVALID_EDGE_ATTRIBUTE, f"invalid edge attribute: {attr}")
 
     def _build(self, doc: dict, key: str, rev: str) -> dict:
@@ -537,9 +532,7 @@ class Collection:
         if itype == "ttl":
             if len(fields) != 1:
                 raise ArangoError(E.ERROR_BAD_PARAMETER, "ttl index must have exactly one field")
-            if not isinstance(spec.get("expireAfter"), (int, float)) or isinstance(
-                spec.get("expireAfter"), bool
-            ):
+            if not isinstance(spec.get("expireAfter"), (int, float)) or isinstance(spec.get("expireAfter"), bool):
                 raise ArangoError(E.ERROR_BAD_PARAMETER, "expireAfter attribute must be a number")
             extra["expireAfter"] = spec["expireAfter"]
             unique, sparse = False, True
@@ -554,14 +547,10 @@ class Collection:
             if idx.type == itype and idx.fields == fields and idx.unique == unique and idx.sparse == sparse:
                 if name is None or name == idx.name:
                     return idx.describe(self.name), False
-        if name is not None and (
-            name in ("primary", "edge") or any(idx.name == name for idx in self.indexes)
-        ):
+        if name is not None and (name in ("primary", "edge") or any(idx.name == name for idx in self.indexes)):
             raise ArangoError(E.ERROR_ARANGO_DUPLICATE_NAME, f"duplicate value for index name: {name}")
         iid = self.store.next_tick()
-        index = Index(
-            iid, name if name is not None else f"idx_{iid}", itype, list(fields), unique, sparse, extra
-        )
+        index = Index(iid, name if name is not None else f"idx_{iid}", itype, list(fields), unique, sparse, extra)
         if unique:
             for key, doc in self.docs.items():
                 v = index.value_of(doc)

@@ -75,9 +75,7 @@ def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = 
     return Response(json_bytes(obj), status_code=status, media_type=JSON_TYPE, headers=headers)
 
 
-def api_error_response(
-    code: int, msg: str, status: int = 400, headers: dict[str, str] | None = None
-) -> Response:
+def api_error_response(code: int, msg: str, status: int = 400, headers: dict[str, str] | None = None) -> Response:
     return json_response({"code": code, "msg": msg}, status, headers)
 
 
@@ -156,9 +154,7 @@ def _mandatory(params: dict[str, str], name: str) -> str:
 
 def _symbol(value: str, name: str = "symbol") -> str:
     if not _SYMBOL_RE.match(value):
-        raise ApiError(
-            -1100, f"Illegal characters found in parameter '{name}'; legal range is '{_SYMBOL_RANGE}'."
-        )
+        raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{_SYMBOL_RANGE}'.")
     return value
 
 
@@ -167,9 +163,7 @@ def _long(params: dict[str, str], name: str) -> int | None:
     if value is None or value == "":
         return None
     if not _LONG_RE.match(value):
-        raise ApiError(
-            -1100, f"Illegal characters found in parameter '{name}'; legal range is '{_LONG_RANGE}'."
-        )
+        raise ApiError(-1100, f"Illegal characters found in parameter '{name}'; legal range is '{_LONG_RANGE}'.")
     return int(value)
 
 
@@ -228,9 +222,7 @@ class ReplayApp:
             await self._fault_response(status_fault, path)(scope, receive, out)
         elif rejected_retry:
             msg = MSG_TOO_MUCH_WEIGHT.format(limit=self.weight_limit)
-            await api_error_response(-1003, msg, 429, {"Retry-After": str(rejected_retry)})(
-                scope, receive, out
-            )
+            await api_error_response(-1003, msg, 429, {"Retry-After": str(rejected_retry)})(scope, receive, out)
         else:
             await self.router(scope, receive, out)
 
@@ -369,9 +361,7 @@ class ReplayApp:
             raw = params["symbols"].replace(" ", "")
             try:
                 listed = json.loads(raw)
-                assert isinstance(listed, list) and all(
-                    isinstance(s, str) and _SYMBOL_RE.match(s) for s in listed
-                )
+                assert isinstance(listed, list) and all(isinstance(s, str) and _SYMBOL_RE.match(s) for s in listed)
             except (ValueError, AssertionError):
                 raise ApiError(
                     -1100,
@@ -423,9 +413,7 @@ class ReplayApp:
             plen = 10 if m["freq"] == "daily" else 7
             if zip_name.startswith(prefix) and zip_name.endswith(".zip") and len(period) == plen:
                 gaps = self.faults.take_gaps(path, symbol, interval)
-                archive = await asyncio.to_thread(
-                    self.catalog.kline_archive, market, symbol, interval, period, gaps
-                )
+                archive = await asyncio.to_thread(self.catalog.kline_archive, market, symbol, interval, period, gaps)
         elif m["dataset"] == "aggTrades" and not interval and m["freq"] == "daily":
             prefix = f"{symbol}-aggTrades-"
             period = zip_name.removeprefix(prefix).removesuffix(".zip")

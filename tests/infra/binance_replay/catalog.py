@@ -62,9 +62,7 @@ INTERVAL_MS: dict[str, int] = {
 DAY_MS = 86_400_000
 _US_THRESHOLD = 10**14  # ms timestamps stay below this until year 5138; µs ones since 1973 exceed it
 
-_KLINE_DAILY = re.compile(
-    r"^(?P<symbol>[A-Z0-9_]+)-(?P<interval>\d+[smhdwM])-(?P<period>\d{4}-\d{2}-\d{2})\.zip$"
-)
+_KLINE_DAILY = re.compile(r"^(?P<symbol>[A-Z0-9_]+)-(?P<interval>\d+[smhdwM])-(?P<period>\d{4}-\d{2}-\d{2})\.zip$")
 _KLINE_MONTHLY = re.compile(
     r"^(?P<symbol>[A-Z0-9_]+)-(?P<interval>\d+[smhdwM])-(?P<period>\d{4}-\d{2})\.(?P<ext>zip|csv)$"
 )
@@ -191,9 +189,7 @@ class Catalog:
             for dirpath, _dirs, files in sorted(os.walk(root)):
                 rel = Path(dirpath).relative_to(root).parts
                 if rel[:1] == ("rest-responses",) and self.exchange_info_path is None:
-                    info = sorted(
-                        f for f in files if f.startswith("api_v3_exchangeInfo") and f.endswith(".json")
-                    )
+                    info = sorted(f for f in files if f.startswith("api_v3_exchangeInfo") and f.endswith(".json"))
                     if info:
                         self.exchange_info_path = Path(dirpath) / info[0]
                     continue
@@ -217,14 +213,10 @@ class Catalog:
         checksum_path = checksum if checksum.is_file() else None
         if dataset == "klines":
             if m := _KLINE_DAILY.match(name):
-                src = Source(
-                    market, "klines", m["symbol"], m["interval"], m["period"], folder / name, checksum_path
-                )
+                src = Source(market, "klines", m["symbol"], m["interval"], m["period"], folder / name, checksum_path)
                 self.kline_days.setdefault((market, src.symbol, src.interval, src.period), src)
             elif m := _KLINE_MONTHLY.match(name):
-                src = Source(
-                    market, "klines", m["symbol"], m["interval"], m["period"], folder / name, checksum_path
-                )
+                src = Source(market, "klines", m["symbol"], m["interval"], m["period"], folder / name, checksum_path)
                 key = (market, src.symbol, src.interval, src.period)
                 if key in self.kline_months:
                     return

@@ -162,9 +162,7 @@ class FaultState:
         added = []
         with self._lock:
             for fault in parsed:
-                rule = fault.model_copy(
-                    update={"id": f"f{next(self._ids)}", "remaining": fault.times, "hits": 0}
-                )
+                rule = fault.model_copy(update={"id": f"f{next(self._ids)}", "remaining": fault.times, "hits": 0})
                 self._rules.append(rule)
                 added.append(rule.model_copy())
         return added

@@ -17,7 +17,6 @@ from typing import Any, NoReturn, cast
 from streamforge.contracts.config import LoaderSettings
 from streamforge.contracts.messages import Status
 from streamforge.contracts.names import Component, DataType
-
 from streamforge_workers.loader.archive import ArchiveClient
 from streamforge_workers.loader.binance_rest import BinanceRest
 from streamforge_workers.loader.hooks import Hooks
@@ -68,9 +67,7 @@ def body(ctx: WorkerContext) -> int:
         {"source": settings.loader_source.value, "plan": [s.describe() for s in segments]},
     )
 
-    producer = DataProducer(
-        settings.kafka_config(), settings.kafka_topic, f"{settings.telemetry_producer_id}-data"
-    )
+    producer = DataProducer(settings.kafka_config(), settings.kafka_topic, f"{settings.telemetry_producer_id}-data")
     done = False
     try:
         partitions = producer.partitions()

@@ -146,9 +146,7 @@ class BinanceRest:
         self.close()
 
     # -- endpoints ---------------------------------------------------------------------------
-    def klines(
-        self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = MAX_LIMIT
-    ) -> list[Any]:
+    def klines(self, symbol: str, interval: str, start_ms: int, end_ms: int, limit: int = MAX_LIMIT) -> list[Any]:
         """Klines with open time in [start_ms, end_ms] (Binance: both inclusive)."""
         params = {
             "symbol": symbol,
@@ -189,9 +187,7 @@ class BinanceRest:
         what = f"Binance GET {path}?{urlencode(params)}"
         for _ in range(MAX_RATE_LIMITED + 1):
             try:
-                return with_retries(
-                    lambda: self._attempt(path, params), self.hooks, what, attempts=self.attempts
-                )
+                return with_retries(lambda: self._attempt(path, params), self.hooks, what, attempts=self.attempts)
             except RateLimited as exc:
                 self._sit_out(exc, what)
         raise FatalError(f"{what}: still rate limited by Binance after {MAX_RATE_LIMITED} waits; giving up")
@@ -238,12 +234,8 @@ class BinanceRest:
         if status >= 500:
             raise Transient("5xx", f"HTTP {status} ({_error_text(resp)})")
         if status != 200:
-            raise FatalError(
-                f"Binance rejected GET {path}?{urlencode(params)}: HTTP {status} ({_error_text(resp)})"
-            )
+            raise FatalError(f"Binance rejected GET {path}?{urlencode(params)}: HTTP {status} ({_error_text(resp)})")
         try:
             return resp.json()
         except (ValueError, UnicodeDecodeError) as exc:
-            raise Transient(
-                "invalid_body", f"invalid JSON body of {len(resp.content)} bytes ({exc})"
-            ) from exc
+            raise Transient("invalid_body", f"invalid JSON body of {len(resp.content)} bytes ({exc})") from exc

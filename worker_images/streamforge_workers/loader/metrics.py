@@ -13,8 +13,7 @@ REQUESTS = Counter(
 )
 HTTP_RETRIES = Counter(
     "streamforge_loader_http_retries_total",
-    "HTTP requests repeated after a failure, by reason (429, 418, 5xx, timeout, connection, truncated, "
-    "invalid_body)",
+    "HTTP requests repeated after a failure, by reason (429, 418, 5xx, timeout, connection, truncated, invalid_body)",
     ["reason"],
 )
 WAIT_SECONDS = Counter(

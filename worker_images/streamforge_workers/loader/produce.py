@@ -12,8 +12,8 @@ import time
 from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
-from streamforge.contracts.records import EndOfStream
 
+from streamforge.contracts.records import EndOfStream
 from streamforge_workers.runtime.worker import FatalError
 
 log = logging.getLogger("streamforge.loader.produce")
@@ -104,15 +104,11 @@ class DataProducer:
         while (remaining := self._producer.flush(1.0)) > 0:
             self._raise_if_failed()
             if time.monotonic() > deadline:
-                raise FatalError(
-                    f"{remaining} messages to {self.topic!r} not acknowledged after {timeout:g} s"
-                )
+                raise FatalError(f"{remaining} messages to {self.topic!r} not acknowledged after {timeout:g} s")
         self._raise_if_failed()
         expected = self.sent + len(partitions)
         if self.delivered != expected:
-            raise FatalError(
-                f"only {self.delivered} of {expected} messages to {self.topic!r} were acknowledged"
-            )
+            raise FatalError(f"only {self.delivered} of {expected} messages to {self.topic!r} were acknowledged")
         log.info("end-of-stream marker written", extra={"partitions": partitions, "records": count})
 
     def close(self) -> None:

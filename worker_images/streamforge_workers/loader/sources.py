@@ -24,7 +24,6 @@ from streamforge.contracts.records import (
     trade_from_rest,
     trades_from_csv,
 )
-
 from streamforge_workers.loader.archive import ArchiveClient, ArchiveMissing, agg_trades_url, kline_url
 from streamforge_workers.loader.binance_rest import BinanceRest
 from streamforge_workers.loader.hooks import Hooks, log
@@ -91,9 +90,7 @@ def plan(start_ms: int, end_ms: int, mode: LoaderSource, data_type: DataType, to
     while day_start < end_ms:
         lo, hi = max(start_ms, day_start), min(end_ms, day_start + DAY_MS)
         whole_past_day = lo == day_start and hi == day_start + DAY_MS and hi <= today_ms
-        source: Literal["archive", "rest"] = (
-            "archive" if mode is LoaderSource.ARCHIVE or whole_past_day else "rest"
-        )
+        source: Literal["archive", "rest"] = "archive" if mode is LoaderSource.ARCHIVE or whole_past_day else "rest"
         if source == "rest" and segments and segments[-1].source == "rest":
             segments[-1] = Segment("rest", segments[-1].start_ms, hi)  # merge REST stretches
         else:
@@ -119,8 +116,7 @@ def checked_candles(
             continue
         if candle.open_time < want:
             raise FatalError(
-                f"duplicate or out-of-order {label} candle at {iso(candle.open_time)} "
-                f"(expected {iso(want)} next)"
+                f"duplicate or out-of-order {label} candle at {iso(candle.open_time)} (expected {iso(want)} next)"
             )
         missing, last, on_grid = 1, want, False
         for t in expected:
@@ -149,8 +145,7 @@ def checked_trades(trades: Iterable[Trade], label: str) -> Iterator[Trade]:
             if trade.trade_id != prev.trade_id + 1:
                 if trade.trade_id <= prev.trade_id:
                     raise FatalError(
-                        f"duplicate or out-of-order {label} aggregate trade {trade.trade_id} "
-                        f"after {prev.trade_id}"
+                        f"duplicate or out-of-order {label} aggregate trade {trade.trade_id} after {prev.trade_id}"
                     )
                 missing = trade.trade_id - prev.trade_id - 1
                 raise FatalError(
@@ -227,9 +222,7 @@ class RecordSource:
         except ArchiveMissing as exc:
             if self.mode is not LoaderSource.AUTO:
                 raise FatalError(f"{exc}; LOADER_SOURCE=archive has no fallback (use auto or rest)") from exc
-            message = (
-                f"no archive file for {seg.day.isoformat()} ({exc.url}: HTTP 404), loading that day from REST"
-            )
+            message = f"no archive file for {seg.day.isoformat()} ({exc.url}: HTTP 404), loading that day from REST"
             log.warning(message, extra={"url": exc.url})
             self.hooks.notify(message, {"fallback": "rest", "day": seg.day.isoformat(), "url": exc.url})
             yield from self._rest_trades(seg) if trades else self._rest_candles(seg)
@@ -249,9 +242,7 @@ class RecordSource:
     def _archive_rows(self, seg: Segment, url: str, path: Any, trades: bool) -> Iterator[Any]:
         lines = self.archive.lines(path, url)
         rows: Iterator[Candle] | Iterator[Trade] = (
-            trades_from_csv(self.symbol, lines)
-            if trades
-            else candles_from_csv(self.symbol, self._interval.code, lines)
+            trades_from_csv(self.symbol, lines) if trades else candles_from_csv(self.symbol, self._interval.code, lines)
         )
         field = self.data_type.time_field
         try:

@@ -6,8 +6,8 @@ from collections.abc import Sequence
 from typing import NoReturn, cast
 
 from confluent_kafka import Consumer
-from streamforge.contracts.config import SinkSettings
 
+from streamforge.contracts.config import SinkSettings
 from streamforge_workers.runtime.worker import WorkerContext, run
 from streamforge_workers.sink.arango_writer import ArangoWriter
 from streamforge_workers.sink.engine import SinkEngine, consumer_config

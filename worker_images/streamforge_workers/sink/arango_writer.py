@@ -19,10 +19,10 @@ from arango import ArangoClient
 from arango.collection import StandardCollection
 from arango.exceptions import ArangoServerError
 from arango.http import DefaultHTTPClient
-from streamforge.contracts.config import SinkSettings
-from streamforge.contracts.names import Layout
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
+from streamforge.contracts.config import SinkSettings
+from streamforge.contracts.names import Layout
 from streamforge_workers.runtime.worker import FatalError, Interrupted
 from streamforge_workers.sink.metrics import ARANGO_RETRIES
 
@@ -112,9 +112,7 @@ class ArangoWriter:
             # Creating an identical index again returns the existing one, so this is idempotent.
             self._call(
                 f"create the {field} index on {name}",
-                lambda: self._collection.add_index(
-                    {"type": "persistent", "fields": [field], "name": f"idx_{field}"}
-                ),
+                lambda: self._collection.add_index({"type": "persistent", "fields": [field], "name": f"idx_{field}"}),
             )
 
     def _create_collection(self) -> None:

@@ -19,9 +19,9 @@ from typing import Any, NoReturn, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
+
 from streamforge.contracts.config import SinkSettings
 from streamforge.contracts.records import Candle, EndOfStream, RecordError, Trade, is_eos, record_model
-
 from streamforge_workers.runtime.worker import FatalError, WorkerContext
 from streamforge_workers.sink.ledger import Ledger, LedgerError
 from streamforge_workers.sink.metrics import BATCH_SECONDS, BATCHES, RECORDS_WRITTEN, register
@@ -145,8 +145,7 @@ class SinkEngine:
             return False
         assert self._batch_started is not None
         return (
-            len(self._batch) >= self._settings.batch_size
-            or time.monotonic() - self._batch_started >= self._latency_s
+            len(self._batch) >= self._settings.batch_size or time.monotonic() - self._batch_started >= self._latency_s
         )
 
     def _take(self, msg: Message, ledger: Ledger) -> None:

@@ -173,9 +173,7 @@ class Ledger:
     def start_positions(self) -> list[TopicPartition]:
         """Where to start reading each partition that is not finished yet."""
         return [
-            TopicPartition(self.topic, s.partition, s.committed_offset)
-            for s in self.states.values()
-            if not s.finished
+            TopicPartition(self.topic, s.partition, s.committed_offset) for s in self.states.values() if not s.finished
         ]
 
     def final_total(self) -> int:
