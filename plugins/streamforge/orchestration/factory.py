@@ -84,7 +84,7 @@ def build_dag(spec: DagSpec) -> DAG:
         },
     ) as dag:
 
-        @task(task_id=PLAN_TASK_ID, retries=0)
+        @task(task_id=PLAN_TASK_ID, retries=0, multiple_outputs=False)
         def plan(**context: Any) -> dict[str, Any]:
             return tasks.run_plan(spec, context)
 
@@ -92,7 +92,7 @@ def build_dag(spec: DagSpec) -> DAG:
         def create_topic(plan: dict[str, Any]) -> None:
             create_data_topic(kafka_id, RunPlan.from_xcom(plan))
 
-        @task(task_id="verify")
+        @task(task_id="verify", multiple_outputs=False)
         def verify(plan: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
             return tasks.run_verify(arango_id, plan, outcome)
 
