@@ -29,7 +29,8 @@ demo: setup ## README command 1: backfill BTCUSDT 1m 2020-01-01..03 through Airf
 	$(PY) -m tests.infra.demo
 
 bench: setup
-	$(PY) -m bench
+	$(PY) -m bench workers
+	$(PY) -m bench airflow
 
 schemas: setup ## regenerate the shipped JSON Schemas from the pydantic models
 	$(PY) -m streamforge.contracts write-schemas

@@ -1,0 +1,1 @@
+"""StreamForge benchmarks (`python -m bench <name>`); results go to bench/results/ (gitignored)."""
