@@ -132,7 +132,7 @@ class KubernetesSettings(_Strict):
     # so a finished pod holds nothing we need (see the factory's notes).
     on_finish_action: Literal["delete_pod", "delete_succeeded_pod", "keep_pod"] = "delete_pod"
     kubernetes_conn_id: ConnId | None = None
-    tmp_size_limit: str = Field(default="64Mi", pattern=_QUANTITY.pattern)
+    tmp_size_limit: str = Field(default="1Gi", pattern=_QUANTITY.pattern)
     metrics_port: int = Field(default=8000, ge=1, le=65535)
 
 
