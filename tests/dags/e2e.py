@@ -68,14 +68,16 @@ def e2e_catalog(path: Path, types: list[str], **defaults: Any) -> Path:
     return write_catalog(path, data)
 
 
-def connections_env(kafka_broker: Any, arango_endpoint: Any, database: str, webhook_url: str) -> dict[str, str]:
+def connections_env(
+    kafka_broker: Any, arango_endpoint: Any, database: str, webhook_url: str, protocol: str = "PLAINTEXT"
+) -> dict[str, str]:
     arango = urlsplit(arango_endpoint.url)
     hook = urlsplit(webhook_url)
     return {
         "AIRFLOW_CONN_STREAMFORGE_KAFKA": json.dumps(
             {
                 "conn_type": "kafka",
-                "extra": {"bootstrap.servers": kafka_broker.bootstrap, "security.protocol": "PLAINTEXT"},
+                "extra": kafka_broker.client_config(protocol),
             }
         ),
         "AIRFLOW_CONN_STREAMFORGE_ARANGO": json.dumps(

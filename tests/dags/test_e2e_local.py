@@ -62,8 +62,9 @@ def dag_test(
     return DagTest(workdir=workdir, env=full_env, dag_id=dag_id, logical_date=day, conf=conf, timeout=timeout)
 
 
-def service_env(services: dict[str, Any]) -> dict[str, str]:
-    return connections_env(services["kafka"], services["arango"], services["db"].name, services["webhook"].url) | {
+def service_env(services: dict[str, Any], protocol: str = "PLAINTEXT") -> dict[str, str]:
+    kafka, arango, db, webhook = (services[k] for k in ("kafka", "arango", "db", "webhook"))
+    return connections_env(kafka, arango, db.name, webhook.url, protocol) | {
         "STREAMFORGE_BINANCE_API_URL": services["binance"].api_url,
         "STREAMFORGE_BINANCE_ARCHIVE_URL": services["binance"].archive_url,
     }
@@ -165,6 +166,19 @@ def test_a_day_of_1m_candles(tmp_path: Path, airflow_db_template: Path, services
     assert plan["data_topic"] not in _topics(services["kafka"])
     assert "verify btcusdt_api_candles_1m_2020_01_01" in run.log() and "-> OK" in run.log()
     print(f"1m day: {run.seconds:.1f}s")
+
+
+@pytest.mark.kafka
+def test_a_day_over_sasl_ssl_scram_sha_512(tmp_path: Path, airflow_db_template: Path, services: dict[str, Any]) -> None:
+    """The whole run (topic admin, workers, sensor) through the SASL_SSL listener with CA verification."""
+    catalog = e2e_catalog(tmp_path / "catalog.yaml", ["api_candles_1m"])
+    env = service_env(services, "SASL_SSL")
+    assert json.loads(env["AIRFLOW_CONN_STREAMFORGE_KAFKA"])["extra"]["security.protocol"] == "SASL_SSL"
+    run = dag_test(tmp_path, airflow_db_template, catalog, DAG_1M, "2020-01-03", env)
+    result = run.run()
+    assert result["state"] == "success", run.log_tail(200)
+    assert result["xcoms"]["verify.return_value"]["count"] == 1440
+    assert services["kafka"].scram_password not in run.log()
 
 
 @pytest.mark.kafka
