@@ -215,6 +215,23 @@ def test_trigger_reports_a_missing_topic(kafka_conn: str) -> None:
     assert payload["reason"] == "error" and "no-such-topic" in payload["message"]
 
 
+@pytest.mark.kafka
+def test_trigger_retries_an_unreachable_broker_until_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
+    from streamforge.orchestration import queue_reader
+    from tests.infra.ports import free_port
+
+    closed = f"127.0.0.1:{free_port()}"  # nothing listens there
+    conn = json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": closed}})
+    monkeypatch.setenv("AIRFLOW_CONN_STREAMFORGE_KAFKA_DOWN", conn)
+    monkeypatch.setattr(queue_reader, "METADATA_TIMEOUT", 1.0)
+    began = time.monotonic()
+    payload = _run(_trigger("q", 0, datetime.now(UTC) + timedelta(seconds=6), "streamforge_kafka_down"))
+    assert payload["reason"] == "error" and "cannot read" in payload["message"]
+    attempts = int(payload["message"].split("gave up after ")[1].split(" ")[0])
+    assert attempts >= 2, payload["message"]
+    assert time.monotonic() - began < 30
+
+
 class _FakeTI:
     def __init__(self) -> None:
         self.pushed: dict[str, Any] = {}

@@ -26,6 +26,10 @@ class QueueReaderError(RuntimeError):
     """Kafka cannot be read (topic missing, broker unreachable...)."""
 
 
+class MissingTopic(QueueReaderError):
+    """A control topic does not exist: a deployment error, not worth waiting for."""
+
+
 class QueueConsumerHook(KafkaConsumerHook):
     """The provider's consumer hook with per-consumer overrides of the connection's config."""
 
@@ -69,7 +73,7 @@ class QueueReader:
             for topic in self.topics:
                 info = metadata.topics.get(topic)
                 if info is None or info.error is not None or not info.partitions:
-                    raise QueueReaderError(f"Kafka topic {topic!r} does not exist (create the control topics first)")
+                    raise MissingTopic(f"Kafka topic {topic!r} does not exist (create the control topics first)")
                 partitions += [TopicPartition(topic, p) for p in sorted(info.partitions)]
             # High watermarks BEFORE the time lookup: a partition with nothing at/after since_ms
             # starts at this offset, so a message written in between is still read.

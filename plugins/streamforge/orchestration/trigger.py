@@ -10,14 +10,14 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 from confluent_kafka import Message
 
 from streamforge.orchestration.outcome import Outcome, OutcomeTracker, Reason
-from streamforge.orchestration.queue_reader import QueueReader, QueueReaderError
+from streamforge.orchestration.queue_reader import MissingTopic, QueueReader, QueueReaderError
 
 
 def apply_messages(tracker: OutcomeTracker, messages: Sequence[Message], events_topic: str) -> Outcome | None:
@@ -97,7 +97,7 @@ class QueueOutcomeTrigger(BaseTrigger):
             return loop.run_in_executor(executor, fn, *args)
 
         try:
-            await call(reader.open)
+            await self._open(call, reader, deadline)
             while True:
                 messages = await call(reader.poll, self.poll_timeout)
                 outcome = apply_messages(tracker, messages, self.events_topic)
@@ -112,3 +112,20 @@ class QueueOutcomeTrigger(BaseTrigger):
         finally:
             executor.submit(reader.close)
             executor.shutdown(wait=False)
+
+    async def _open(self, call: Callable[..., Any], reader: QueueReader, deadline: datetime) -> None:
+        """Kafka may be briefly unreachable (broker restart, rolling update): retry until the
+        run's deadline with growing pauses. A missing topic is a deployment error: fail at once."""
+        delay, attempt = 1.0, 1
+        while True:
+            try:
+                await call(reader.open)
+                return
+            except MissingTopic:
+                raise
+            except QueueReaderError as exc:
+                if datetime.now(UTC) + timedelta(seconds=delay) >= deadline:
+                    raise QueueReaderError(f"{exc} (gave up after {attempt} attempts)") from exc
+                self.log.warning("cannot read the run's events yet (%s); retrying in %.0f s", exc, delay)
+                await asyncio.sleep(delay)
+                delay, attempt = min(delay * 2, 30.0), attempt + 1
