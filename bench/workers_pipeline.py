@@ -175,7 +175,7 @@ class Bench:
         machine = machine_busy_s() - machine
         ours = self.stack.infra_cpu_s() - infra_cpu + sum(c.cpu_s for c in children.values())
         span = max(c.ended or 0.0 for c in children.values()) - min(c.started for c in children.values())
-        # CPU that processes outside this benchmark used meanwhile (other sessions on the machine).
+        # CPU that processes outside this benchmark used meanwhile (other workloads on the machine).
         foreign = max(0.0, machine - ours) / max(span * (os.cpu_count() or 1), 1e-6)
         self.foreign_loads.append(foreign)
         events = self.stack.events(queue_id, set(children))

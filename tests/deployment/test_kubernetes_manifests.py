@@ -98,7 +98,7 @@ def test_pod_launcher_role_allows_exactly_what_kubernetes_pod_operator_needs():
     assert _rules(role) == {
         ("", "pods"): {"create", "get", "list", "watch", "delete", "patch"},
         ("", "pods/log"): {"get"},
-        # list is what the brief names; watch lets the provider stream events instead of polling
+        # list is what KubernetesPodOperator needs; watch lets the provider stream events instead of polling
         ("", "events"): {"list", "watch"},
     }
 
