@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import yaml
 
-REPO_ROOT = Path(__file__).resolve().parents[2]
-SHARED_DIR = Path(os.environ.get("STREAMFORGE_SHARED_DIR", REPO_ROOT.parent / "shared"))
+from tests.infra.paths import REPO_ROOT, SHARED_DIR
+
 SCHEMAS_DIR = SHARED_DIR / "schemas"
 STRIMZI_SCHEMAS_DIR = SCHEMAS_DIR / "strimzi"
 

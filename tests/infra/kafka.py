@@ -51,8 +51,9 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from tests.infra.paths import REPO_ROOT
+
 KAFKA_VERSION = "4.2.0"
-REPO_ROOT = Path(__file__).resolve().parents[2]
 POM_PATH = Path(__file__).with_name("kafka_pom.xml")
 CONTROL_TOPICS = ("queue-control", "queue-events")
 SCRAM_MECHANISM = "SCRAM-SHA-512"

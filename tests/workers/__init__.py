@@ -15,7 +15,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from streamforge.contracts.messages import Command, CommandName, Event, MessageError, parse_event
-
-REPO_ROOT = Path(__file__).resolve().parents[2]
+from tests.infra.paths import REPO_ROOT
+from tests.infra.ports import free_port as free_port  # re-exported for the worker tests
 
 # Variables a worker reads; removed from the inherited environment so the host's never leak in.
 _WORKER_VARS = (
@@ -76,12 +75,6 @@ def worker_env(
     )
     env.update({k: str(v) for k, v in extra.items()})
     return env
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def json_lines(text: str) -> list[dict[str, Any]]:

@@ -11,7 +11,6 @@ import itertools
 import json
 import os
 import re
-import socket
 import subprocess
 import sys
 import threading
@@ -32,6 +31,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from streamforge.contracts.messages import Command, CommandName, Event, Status, parse_event
 from streamforge.contracts.records import Candle, EndOfStream, Trade, candles_from_csv, is_eos
 from tests.infra.binance_replay import Catalog
+from tests.infra.ports import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -68,12 +68,6 @@ class Run:
     def explain(self) -> str:
         events = [(e.status.value, e.message) for e in self.events]
         return f"rc={self.rc}\nevents={events}\nstderr={self.stderr[-3000:]}"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class Loader:
@@ -410,7 +404,7 @@ def test_sasl_ssl_scram_listener(loader: Loader) -> None:
 
 def test_429_is_waited_out_visibly(loader: Loader) -> None:
     loader.replay.add_fault("rate_limit", path_prefix="/api/v3/klines", times=1, retry_after=2)
-    port = _free_port()
+    port = free_port()
     env = loader.env(time_range="2020-01-01/2020-01-02", METRICS_PORT=str(port))
     proc = loader.start(env)
     scraper = MetricsScraper(port)

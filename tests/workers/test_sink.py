@@ -11,7 +11,6 @@ import io
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -32,6 +31,7 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 from streamforge.contracts.messages import Command, CommandName, Event, Status, parse_event
 from streamforge.contracts.records import Candle, EndOfStream, Trade, candles_from_csv, trades_from_csv
 from tests.infra.paths import SHARED_DATA
+from tests.infra.ports import free_port
 
 pytestmark = pytest.mark.kafka
 
@@ -418,7 +418,7 @@ def test_stop_mid_consume_and_before_start(kafka_broker, kafka_topic, arango_db,
     topic = kafka_topic()
     produce(kafka_broker, topic, day_candles()[:550], eos=None)
     collection = "btcusdt_api_candles_1m_2020_01_01"
-    port = _free_port()
+    port = free_port()
     running = make_sink(
         topic,
         collection,
@@ -449,12 +449,6 @@ def test_stop_mid_consume_and_before_start(kafka_broker, kafka_topic, arango_db,
     assert early_stop.wait(timeout=20) == 3, early_stop.log_tail()
     assert early_stop.terminal().status is Status.INTERRUPTED
     assert not arango_db.has_collection("early_stop")
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _scrape(port: int, wanted: str, timeout: float = 10) -> str:
