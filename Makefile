@@ -11,7 +11,7 @@ $(VENV)/.installed: requirements.txt requirements-dev.txt pyproject.toml worker_
 	$(VENV)/bin/pip install -q --upgrade pip
 	$(VENV)/bin/pip install -q -r requirements-dev.txt
 	$(VENV)/bin/pip install -q --no-deps -e . -e worker_images
-	$(PY) -m tests.infra.kafka resolve
+	$(PY) -m streamforge.stack.kafka resolve
 	touch $@
 
 setup: $(VENV)/.installed ## create .venv, install the pinned lock, fetch the Kafka broker jars
@@ -26,7 +26,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 demo: setup ## README command 1: backfill BTCUSDT 1m 2020-01-01..03 through Airflow, offline
-	$(PY) -m tests.infra.demo
+	$(PY) -m streamforge.stack.demo
 
 bench: setup
 	$(PY) -m bench workers

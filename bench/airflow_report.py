@@ -84,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         results["dagbag"] = run(args.symbols, args.repeat, log=_say)
     if {"latency", "backfill"} & set(parts):
         from bench import airflow_runs
-        from tests.infra.stack import LocalStack
+        from streamforge.stack.local import LocalStack
 
         stack = LocalStack(parallelism=args.parallelism, log=lambda line: _say(f"  {line}"))
         started = time.monotonic()

@@ -15,8 +15,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from streamforge.contracts.names import collection_name
-from tests.infra import stack as sf
-from tests.infra.stack import LocalStack
+from streamforge.stack import stack as sf
+from streamforge.stack.local import LocalStack
 
 DAG_1M = "streamforge__btcusdt__api_candles_1m"
 DAG_1H = "streamforge__btcusdt__api_candles_1h"

@@ -39,7 +39,7 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from streamforge.contracts.records import Candle, EndOfStream, Trade, candles_from_csv, is_eos, trades_from_csv
-from tests.infra.paths import SHARED_DATA
+from streamforge.stack.paths import SHARED_DATA
 
 BINANCE = SHARED_DATA / "binance"
 TRADES_ZIP = BINANCE / "futures-cm" / "aggTrades" / "BTCUSD_PERP-aggTrades-2026-05-08.zip"
@@ -256,7 +256,7 @@ def cmd_raw(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _original_key(doc: dict[str, Any], kind: str) -> str:
-    # The same _key StreamForge stores (DESIGN §4), so the server does the same work per document.
+    # The same _key StreamForge stores (ARCHITECTURE §4), so the server does the same work per document.
     if kind == "trades":
         return f"{doc['symbol']}_{doc['trade_id']}"
     return f"{doc['symbol']}_{doc['interval']}_{doc['open_time']}"

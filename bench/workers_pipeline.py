@@ -676,7 +676,7 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": repeats,
             "partitions": 1,
             "sink_batch_size": "default (SinkSettings.batch_size)",
-            "arango": "tests/infra/arango_server (in-memory test server, own process), not a real ArangoDB",
+            "arango": "plugins/streamforge/stack/arango_server (in-memory test server, own process), not a real ArangoDB",
         }
         results = bench.results
 

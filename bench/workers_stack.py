@@ -3,10 +3,10 @@
 Everything the benchmark measures runs as a child process of `python -m bench workers`, so no two
 measured things share an interpreter (GIL) and all of them see the same broker and servers:
 
-* Apache Kafka 4.2.0 (tests/infra/kafka.py) with the full JIT (the harness' default stops at C1
+* Apache Kafka 4.2.0 (plugins/streamforge/stack/kafka.py) with the full JIT (the harness' default stops at C1
   to save start-up CPU in tests; throughput wants C2);
 * the ArangoDB-compatible test server as its own process (ArangoTestServerProcess);
-* the Binance replay server as its own process (`python -m tests.infra.binance_replay`).
+* the Binance replay server as its own process (`python -m streamforge.stack.binance_replay`).
 
 Worker processes are waited for with os.wait4, which gives the child's own CPU time and peak RSS;
 /proc/<pid>/status VmHWM is sampled meanwhile as a cross-check.
@@ -35,12 +35,12 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from streamforge.contracts.messages import Event, parse_event
-from tests.infra.arango_server import ArangoTestServerProcess
-from tests.infra.kafka import CONTROL_TOPICS, KafkaBroker
+from streamforge.stack.arango_server import ArangoTestServerProcess
+from streamforge.stack.kafka import CONTROL_TOPICS, KafkaBroker
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
-# The harness default minus -XX:TieredStopAtLevel=1 (C1 only), as tests/infra/kafka.py suggests.
+# The harness default minus -XX:TieredStopAtLevel=1 (C1 only), as plugins/streamforge/stack/kafka.py suggests.
 BENCH_KAFKA_JVM_OPTS = "-XX:+UseSerialGC -Djava.awt.headless=true -Djava.net.preferIPv4Stack=true"
 ARANGO_DB = "sf_bench"
 # A throw-away root password for the benchmark's own test server, new every run.
@@ -264,7 +264,7 @@ class Stack:
 
     def _start_replay(self) -> subprocess.Popen[str]:
         # No request-weight limit: the benchmark measures the pipeline, not Binance's quota.
-        cmd = [sys.executable, "-m", "tests.infra.binance_replay", "--port", "0", "--weight-limit", "0"]
+        cmd = [sys.executable, "-m", "streamforge.stack.binance_replay", "--port", "0", "--weight-limit", "0"]
         with (self.log_dir / "replay.log").open("ab") as err:
             proc = subprocess.Popen(cmd, env=child_env(), cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=err, text=True)
         assert proc.stdout is not None

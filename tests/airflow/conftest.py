@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from tests.infra import stack as sf
-from tests.infra.stack import LocalStack
+from streamforge.stack import stack as sf
+from streamforge.stack.local import LocalStack
 
 DAG_1M = "streamforge__btcusdt__api_candles_1m"
 BACKFILL_FROM, BACKFILL_TO = "2020-01-01", "2020-01-03"

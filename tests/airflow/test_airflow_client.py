@@ -11,7 +11,7 @@ from airflow_client.client.exceptions import UnauthorizedException
 from airflow_client.client.models import TriggerDAGRunPostBody
 
 from tests.airflow.conftest import DAG_1M, RUN_TIMEOUT, Scenario
-from tests.infra.stack import LocalStack
+from streamforge.stack.local import LocalStack
 
 pytestmark = pytest.mark.airflow
 

@@ -11,8 +11,8 @@ import pytest
 
 from streamforge.contracts.names import collection_name
 from tests.airflow.conftest import BACKFILL_FROM, BACKFILL_TO, DAG_1M, RUN_TIMEOUT, Scenario
-from tests.infra import stack as sf
-from tests.infra.stack import LocalStack
+from streamforge.stack import stack as sf
+from streamforge.stack.local import LocalStack
 
 pytestmark = pytest.mark.airflow
 

@@ -218,7 +218,7 @@ def test_trigger_reports_a_missing_topic(kafka_conn: str) -> None:
 @pytest.mark.kafka
 def test_trigger_retries_an_unreachable_broker_until_the_deadline(monkeypatch: pytest.MonkeyPatch) -> None:
     from streamforge.orchestration import queue_reader
-    from tests.infra.ports import free_port
+    from streamforge.stack.ports import free_port
 
     closed = f"127.0.0.1:{free_port()}"  # nothing listens there
     conn = json.dumps({"conn_type": "kafka", "extra": {"bootstrap.servers": closed}})

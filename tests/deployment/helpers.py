@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from tests.infra.paths import REPO_ROOT, SHARED_DIR
+from streamforge.stack.paths import REPO_ROOT, SHARED_DIR
 
 SCHEMAS_DIR = SHARED_DIR / "schemas"
 STRIMZI_SCHEMAS_DIR = SCHEMAS_DIR / "strimzi"

@@ -12,7 +12,7 @@ from dockerfile_parse import DockerfileParser
 
 from tests.deployment.helpers import DEVCONTAINER_DIR, REPO_ROOT, load_yaml
 
-# Names the workers read (DESIGN §5) and the Airflow side's connections / metadata DB.
+# Names the workers read (ARCHITECTURE §5) and the Airflow side's connections / metadata DB.
 WORKER_ENV = {
     "KAFKA_BOOTSTRAP_SERVERS",
     "KAFKA_SECURITY_PROTOCOL",

@@ -1,5 +1,5 @@
 """Strimzi KafkaTopic / KafkaUser manifests: valid against the CRDs of both API versions,
-least-privilege ACLs, and the topic settings of DESIGN §3 / the seed's Terraform defaults."""
+least-privilege ACLs, and the topic settings of ARCHITECTURE §3 / the seed's Terraform defaults."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The Binance replay server (tests/infra/binance_replay), exercised over HTTP with httpx.
+"""The Binance replay server (plugins/streamforge/stack/binance_replay), exercised over HTTP with httpx.
 
 Acceptance: the real 2020-01-01 BTCUSDT 1m day is the same whether it is paged out of
 /api/v3/klines or downloaded as the data.binance.vision zip, and the zip matches its .CHECKSUM.
@@ -26,8 +26,8 @@ import httpx
 import pytest
 
 from streamforge.contracts.records import candle_from_rest, candles_from_csv, trade_from_rest, trades_from_csv
-from tests.infra.binance_replay import ReplayServer, shared_data_dir
-from tests.infra.binance_replay.catalog import REPO_DATA_DIR, REPO_ROOT
+from streamforge.stack.binance_replay import ReplayServer, shared_data_dir
+from streamforge.stack.binance_replay.catalog import REPO_DATA_DIR, REPO_ROOT
 
 SHARED = shared_data_dir() / "binance"
 needs_shared = pytest.mark.skipif(not SHARED.is_dir(), reason=f"shared data directory {SHARED} not found")
@@ -672,7 +672,7 @@ def test_agg_trades_full_day_by_from_id(client: httpx.Client, replay: ReplayServ
 # -- CLI -----------------------------------------------------------------------------------------
 def test_cli_help() -> None:
     out = subprocess.run(
-        [sys.executable, "-m", "tests.infra.binance_replay", "--help"],
+        [sys.executable, "-m", "streamforge.stack.binance_replay", "--help"],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,
@@ -688,7 +688,7 @@ def test_cli_serves_until_sigterm() -> None:
         [
             sys.executable,
             "-m",
-            "tests.infra.binance_replay",
+            "streamforge.stack.binance_replay",
             "--port",
             "0",
             "--data-dir",

@@ -14,7 +14,7 @@ import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
 from tests.fixtures.kafka import TopicFactory
-from tests.infra.kafka import CONTROL_TOPICS, KAFKA_VERSION, POM_PATH, KafkaBroker, write_ca
+from streamforge.stack.kafka import CONTROL_TOPICS, KAFKA_VERSION, POM_PATH, KafkaBroker, write_ca
 
 pytestmark = pytest.mark.kafka
 

@@ -1,4 +1,4 @@
-"""Worker configuration (DESIGN §5): one parse, exit 2 naming the variable."""
+"""Worker configuration (ARCHITECTURE §5): one parse, exit 2 naming the variable."""
 
 import subprocess
 import sys

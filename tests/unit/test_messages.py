@@ -1,4 +1,4 @@
-"""Messages (DESIGN §3): strict on write, tolerant on read, schemas shipped and in sync."""
+"""Messages (ARCHITECTURE §3): strict on write, tolerant on read, schemas shipped and in sync."""
 
 import json
 

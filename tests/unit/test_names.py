@@ -1,4 +1,4 @@
-"""Names (DESIGN §2): legal for Kafka, ArangoDB and Kubernetes, and collision-free in practice."""
+"""Names (ARCHITECTURE §2): legal for Kafka, ArangoDB and Kubernetes, and collision-free in practice."""
 
 import re
 from datetime import UTC, datetime, timedelta

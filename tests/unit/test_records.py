@@ -1,4 +1,4 @@
-"""Records (DESIGN §4) parsed from real Binance data in ../shared/data."""
+"""Records (ARCHITECTURE §4) parsed from real Binance data in ../shared/data."""
 
 import io
 import itertools
@@ -22,7 +22,7 @@ from streamforge.contracts.records import (
     trade_from_rest,
     trades_from_csv,
 )
-from tests.infra.paths import SHARED_DATA
+from streamforge.stack.paths import SHARED_DATA
 
 BINANCE = SHARED_DATA / "binance"
 

@@ -26,8 +26,8 @@ from pathlib import Path
 from typing import Any
 
 from streamforge.contracts.messages import Command, CommandName, Event, MessageError, parse_event
-from tests.infra.paths import REPO_ROOT
-from tests.infra.ports import free_port as free_port  # re-exported for the worker tests
+from streamforge.stack.paths import REPO_ROOT
+from streamforge.stack.ports import free_port as free_port  # re-exported for the worker tests
 
 # Variables a worker reads; removed from the inherited environment so the host's never leak in.
 _WORKER_VARS = (

@@ -25,7 +25,7 @@ import pytest
 from dockerfile_parse import DockerfileParser
 
 from streamforge.contracts.names import Component
-from tests.infra.paths import CACHE_DIR
+from streamforge.stack.paths import CACHE_DIR
 from tests.workers import REPO_ROOT
 
 IMAGES = {

@@ -30,8 +30,8 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from streamforge.contracts.messages import Command, CommandName, Event, Status, parse_event
 from streamforge.contracts.records import Candle, EndOfStream, Trade, candles_from_csv, is_eos
-from tests.infra.binance_replay import Catalog
-from tests.infra.ports import free_port
+from streamforge.stack.binance_replay import Catalog
+from streamforge.stack.ports import free_port
 
 pytestmark = pytest.mark.kafka
 

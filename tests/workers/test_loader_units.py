@@ -23,7 +23,7 @@ from streamforge_workers.loader.binance_rest import BinanceRest, WeightLimiter
 from streamforge_workers.loader.hooks import Hooks
 from streamforge_workers.loader.sources import RecordSource, Segment, checked_candles, checked_trades, plan
 from streamforge_workers.runtime.worker import FatalError, Interrupted
-from tests.infra.binance_replay import Catalog
+from streamforge.stack.binance_replay import Catalog
 
 DAY = 86_400_000
 JAN1 = 1_577_836_800_000  # 2020-01-01T00:00:00Z

@@ -16,10 +16,10 @@ from arango.database import StandardDatabase
 
 from streamforge.contracts.names import RunNames, h6
 from streamforge.contracts.records import candles_from_csv
-from tests.infra.paths import REPO_ROOT
+from streamforge.stack.paths import REPO_ROOT
 from tests.workers import EventReader, Worker, iso, worker_env
 
-ZIPS = REPO_ROOT / "tests/data/binance/spot/klines/1m"
+ZIPS = REPO_ROOT / "plugins/streamforge/stack/binance_replay/data/binance/spot/klines/1m"
 DAYS = [datetime(2020, 1, day, tzinfo=UTC) for day in (1, 2, 3)]
 
 

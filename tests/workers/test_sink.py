@@ -30,8 +30,8 @@ from confluent_kafka import Consumer, Producer, TopicPartition
 
 from streamforge.contracts.messages import Command, CommandName, Event, Status, parse_event
 from streamforge.contracts.records import Candle, EndOfStream, Trade, candles_from_csv, trades_from_csv
-from tests.infra.paths import SHARED_DATA
-from tests.infra.ports import free_port
+from streamforge.stack.paths import SHARED_DATA
+from streamforge.stack.ports import free_port
 
 pytestmark = pytest.mark.kafka
 

@@ -1,4 +1,4 @@
-"""Worker configuration from the environment (DESIGN §5), parsed once with pydantic-settings.
+"""Worker configuration from the environment (ARCHITECTURE §5), parsed once with pydantic-settings.
 
 Each component has one settings class; the env variable of a field is its name in upper
 case. `load_settings` turns any problem into one message naming the variable and exit code 2.

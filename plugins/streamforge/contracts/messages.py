@@ -1,4 +1,4 @@
-"""Messages on the control topics (DESIGN §3).
+"""Messages on the control topics (ARCHITECTURE §3).
 
 Writers build messages through these models, so a required field is never omitted
 (`extra="forbid"`). Readers go through `parse_event` / `parse_command`, which drop unknown

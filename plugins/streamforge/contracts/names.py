@@ -1,4 +1,4 @@
-"""Every name StreamForge derives (DESIGN §2): pure functions, shared by DAGs and workers.
+"""Every name StreamForge derives (ARCHITECTURE §2): pure functions, shared by DAGs and workers.
 
 A run's identity is (symbol, data type, window start, h6). `h6` hashes (dag_id, run_id,
 attempt), so it is stable while one attempt runs and changes on a re-run: events of an
@@ -122,7 +122,7 @@ INTERVALS: dict[str, Interval] = {
 
 @dataclass(frozen=True)
 class DataType:
-    """`api_candles_{interval}` or `api_trades` (DESIGN §2)."""
+    """`api_candles_{interval}` or `api_trades` (ARCHITECTURE §2)."""
 
     name: str
     kind: Kind
@@ -207,7 +207,7 @@ def dag_id(symbol: str, data_type: str) -> str:
 
 @dataclass(frozen=True)
 class RunNames:
-    """All names of one run attempt (DESIGN §2), derived once and passed around."""
+    """All names of one run attempt (ARCHITECTURE §2), derived once and passed around."""
 
     symbol: str  # upper case, as in messages
     data_type: str

@@ -1,4 +1,4 @@
-"""Records on the data topic and the documents stored from them (DESIGN §4).
+"""Records on the data topic and the documents stored from them (ARCHITECTURE §4).
 
 Parsers turn Binance's REST arrays and data.binance.vision CSV rows into typed records.
 Timestamps are epoch milliseconds everywhere; archive files from 2025 on use microseconds,

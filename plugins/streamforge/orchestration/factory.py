@@ -1,4 +1,4 @@
-"""The DAG factory: one DAG per catalog entry (DESIGN §1, §6).
+"""The DAG factory: one DAG per catalog entry (ARCHITECTURE §1, §6).
 
     plan (setup) ─► create_topic (setup) ─► run_loader ─────┐
                                          ├► run_sink ───────┼─► verify ─┐
@@ -36,12 +36,12 @@ from airflow.sdk import (
     task,
 )
 
-from streamforge.orchestration import alerts, tasks
+from streamforge.orchestration import alerts, task_ids, tasks
 from streamforge.orchestration.catalog import DagSpec, Role, SensorMode, load_catalog
 from streamforge.orchestration.docs import doc_md
 from streamforge.orchestration.kafka_ops import create_data_topic, delete_data_topic
 from streamforge.orchestration.params import dag_params
-from streamforge.orchestration.plan import PLAN_TASK_ID, RunPlan
+from streamforge.orchestration.plan import RunPlan
 from streamforge.orchestration.runners import worker_task
 from streamforge.orchestration.sensor import QueueOutcomeSensor
 from streamforge.orchestration.spec import worker_spec
@@ -84,28 +84,28 @@ def build_dag(spec: DagSpec) -> DAG:
         },
     ) as dag:
 
-        @task(task_id=PLAN_TASK_ID, retries=0, multiple_outputs=False)
+        @task(task_id=task_ids.PLAN, retries=0, multiple_outputs=False)
         def plan(**context: Any) -> dict[str, Any]:
             return tasks.run_plan(spec, context)
 
-        @task(task_id="create_topic")
+        @task(task_id=task_ids.CREATE_TOPIC)
         def create_topic(plan: dict[str, Any]) -> None:
             create_data_topic(kafka_id, RunPlan.from_xcom(plan))
 
-        @task(task_id="verify", multiple_outputs=False)
+        @task(task_id=task_ids.VERIFY, multiple_outputs=False)
         def verify(plan: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
             return tasks.run_verify(arango_id, plan, outcome)
 
-        @task(task_id="send_stop", trigger_rule=TriggerRule.ONE_FAILED)
+        @task(task_id=task_ids.SEND_STOP, trigger_rule=TriggerRule.ONE_FAILED)
         def send_stop(**context: Any) -> None:
             tasks.run_send_stop(kafka_id, context)
 
-        @task(task_id="delete_topic")
+        @task(task_id=task_ids.DELETE_TOPIC)
         def delete_topic(plan: dict[str, Any]) -> None:
             delete_data_topic(kafka_id, RunPlan.from_xcom(plan))
 
         @task(
-            task_id="watcher",
+            task_id=task_ids.WATCHER,
             trigger_rule=TriggerRule.ONE_FAILED,
             retries=0,
             on_failure_callback=alerts.notifiers(s.alerts.targets),
@@ -120,7 +120,7 @@ def build_dag(spec: DagSpec) -> DAG:
         loader = worker_task(spec, worker_spec(spec, Role.LOADER))
         sink = worker_task(spec, worker_spec(spec, Role.SINK))
         outcome = QueueOutcomeSensor(
-            task_id=tasks.SENSOR_TASK_ID,
+            task_id=task_ids.AWAIT_OUTCOME,
             plan=planned,
             kafka_config_id=kafka_id,
             deferrable=s.effective_sensor_mode is SensorMode.DEFERRABLE,

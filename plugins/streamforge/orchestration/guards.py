@@ -14,7 +14,8 @@ from typing import Any
 
 from airflow.sdk.exceptions import AirflowFailException
 
-WORK_TASKS = ("run_loader", "run_sink", "await_outcome")
+from streamforge.orchestration.task_ids import WORK_TASKS
+
 QUEUE_XCOM_KEY = "queue_id"
 _DONE = {"success", "failed", "skipped", "upstream_failed", "removed"}
 

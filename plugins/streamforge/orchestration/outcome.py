@@ -1,4 +1,4 @@
-"""The outcome rule of a run (DESIGN §3), as a pure state machine over one queue's messages.
+"""The outcome rule of a run (ARCHITECTURE §3), as a pure state machine over one queue's messages.
 
 success = the sink's `finished` with records_written equal to the loader's `finished` count;
 failure = any `error`, an `interrupted` (reported as `stopped` when the DAG had sent `stop` for

@@ -19,7 +19,6 @@ from streamforge.contracts.names import Layout, RunNames, h6
 from streamforge.orchestration.catalog import DagSpec, Role
 from streamforge.orchestration.window import WindowError, default_window, resolve_window
 
-PLAN_TASK_ID = "plan"
 
 # The run-specific env of each role (everything else is cluster configuration: ConfigMap and
 # Secret in Kubernetes, the Airflow connections in local runs). The runners template exactly

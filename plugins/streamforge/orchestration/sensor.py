@@ -1,4 +1,4 @@
-"""`await_outcome`: decides a run's success from its workers' events (DESIGN §3).
+"""`await_outcome`: decides a run's success from its workers' events (ARCHITECTURE §3).
 
 Deferrable (production): defers to QueueOutcomeTrigger, which holds one consumer in the
 triggerer until the outcome or the plan's deadline. Reschedule (local runner): each poke reads

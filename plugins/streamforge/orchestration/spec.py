@@ -11,13 +11,14 @@ from pydantic import BaseModel, ConfigDict
 
 from streamforge.contracts.names import Component
 from streamforge.orchestration.catalog import DagSpec, Resources, Role
-from streamforge.orchestration.plan import PLAN_TASK_ID, ROLE_ENV_KEYS
+from streamforge.orchestration.plan import ROLE_ENV_KEYS
+from streamforge.orchestration.task_ids import PLAN, worker_task_id
 
 
 def plan_ref(*path: str) -> str:
     """A Jinja expression reading one value of the plan XCom."""
     keys = "".join(f"[{p!r}]" for p in path)
-    return "{{ ti.xcom_pull(task_ids=%r)%s }}" % (PLAN_TASK_ID, keys)  # noqa: UP031 - Jinja braces
+    return "{{ ti.xcom_pull(task_ids=%r)%s }}" % (PLAN, keys)  # noqa: UP031 - Jinja braces
 
 
 class SecretRef(BaseModel):
@@ -59,7 +60,7 @@ def worker_spec(spec: DagSpec, role: Role) -> WorkerSpec:
     credentials = settings.kubernetes.credentials
     return WorkerSpec(
         role=role,
-        task_id=f"run_{role.value}",
+        task_id=worker_task_id(role.value),
         component=component,
         image=settings.images[component].ref,
         module=settings.module(role, spec.type),

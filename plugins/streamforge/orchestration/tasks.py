@@ -17,20 +17,17 @@ from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 from streamforge.orchestration import alerts
 from streamforge.orchestration.catalog import DagSpec
 from streamforge.orchestration.connections import arango_database, arango_url
-from streamforge.orchestration.guards import WORK_TASKS
 from streamforge.orchestration.kafka_ops import send_stop_command
 from streamforge.orchestration.outcome import Outcome
-from streamforge.orchestration.plan import PLAN_TASK_ID, PlanError, RunPlan, make_plan
+from streamforge.orchestration.plan import PlanError, RunPlan, make_plan
 from streamforge.orchestration.sensor import OUTCOME_XCOM_KEY
+from streamforge.orchestration.task_ids import AWAIT_OUTCOME, ORDER, PLAN, WORK_TASKS
 from streamforge.orchestration.verify import check, open_database, summarize
 
 log = logging.getLogger(__name__)
 
 BINANCE_API_URL_ENV = "STREAMFORGE_BINANCE_API_URL"
 BINANCE_ARCHIVE_URL_ENV = "STREAMFORGE_BINANCE_ARCHIVE_URL"
-SENSOR_TASK_ID = "await_outcome"
-# Where a failure most likely started, for the alert's "task" (workers before the sensor).
-TASK_ORDER = ("plan", "create_topic", "run_loader", "run_sink", "await_outcome", "verify", "send_stop", "delete_topic")
 
 
 def run_plan(spec: DagSpec, context: Any) -> dict[str, Any]:
@@ -84,10 +81,10 @@ def failed_tasks(context: Any) -> list[str]:
 def run_send_stop(kafka_conn_id: str, context: Any) -> None:
     """`send_stop`: publish `stop` for the queue so surviving workers end."""
     ti = context["ti"]
-    value = ti.xcom_pull(task_ids=PLAN_TASK_ID)
+    value = ti.xcom_pull(task_ids=PLAN)
     if not value:
         raise AirflowSkipException("no plan, so no worker to stop")
-    outcome = ti.xcom_pull(task_ids=SENSOR_TASK_ID, key=OUTCOME_XCOM_KEY)
+    outcome = ti.xcom_pull(task_ids=AWAIT_OUTCOME, key=OUTCOME_XCOM_KEY)
     failed = [t for t in failed_tasks(context) if t in WORK_TASKS]
     reason = (outcome or {}).get("message") or f"task(s) {', '.join(failed) or '?'} failed"
     send_stop_command(kafka_conn_id, RunPlan.from_xcom(value), reason=alerts.short(reason))
@@ -95,7 +92,7 @@ def run_send_stop(kafka_conn_id: str, context: Any) -> None:
 
 def culprit(failed: list[str], errors: dict[str, Any]) -> str | None:
     """The failed task to name first: a worker that stopped because it was told to is a consequence."""
-    ordered = sorted(failed, key=lambda t: TASK_ORDER.index(t) if t in TASK_ORDER else len(TASK_ORDER))
+    ordered = sorted(failed, key=lambda t: ORDER.index(t) if t in ORDER else len(ORDER))
     causes = [t for t in ordered if "was interrupted" not in str(errors.get(t) or "")]
     return (causes or ordered or [None])[0]
 
@@ -104,8 +101,8 @@ def run_watcher(context: Any) -> None:
     """`watcher`: runs only when something failed; records the alert and fails the run."""
     ti = context["ti"]
     failed = failed_tasks(context)
-    value = ti.xcom_pull(task_ids=PLAN_TASK_ID)
-    outcome = ti.xcom_pull(task_ids=SENSOR_TASK_ID, key=OUTCOME_XCOM_KEY) or {}
+    value = ti.xcom_pull(task_ids=PLAN)
+    outcome = ti.xcom_pull(task_ids=AWAIT_OUTCOME, key=OUTCOME_XCOM_KEY) or {}
     errors = {t: ti.xcom_pull(task_ids=t, key=alerts.ERROR_XCOM_KEY) for t in failed}
     first = culprit(failed, errors)
     error = outcome.get("message") if outcome and not outcome.get("success") else None

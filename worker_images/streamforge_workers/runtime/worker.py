@@ -1,4 +1,4 @@
-"""The worker lifecycle shared by every component (DESIGN §5).
+"""The worker lifecycle shared by every component (ARCHITECTURE §5).
 
 `run()` parses the configuration (exit 2, before any Kafka I/O), sets up JSON logs, metrics,
 telemetry and the control listener, emits `started`, runs the body and ends with exactly one

@@ -3,7 +3,7 @@
 The worker runs as `sys.executable -m <module> <args>` under a tiny supervisor
 (streamforge.orchestration.supervise) that records its exit code. The task is a
 reschedule-mode sensor: its first poke starts the process, later pokes copy the new output
-into the task log and, once the exit code is there, decide the task (DESIGN §5): 0 ok; 1 error,
+into the task log and, once the exit code is there, decide the task (ARCHITECTURE §5): 0 ok; 1 error,
 2 bad configuration, 3 interrupted, or a signal fail it with the worker's own message.
 
 Why not one blocking execute(): the loader, the sink and the outcome sensor must run at the

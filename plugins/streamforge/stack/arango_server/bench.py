@@ -1,6 +1,6 @@
 """Throughput check of the ArangoDB test server through python-arango.
 
-    python -m tests.infra.arango_server.bench [--docs 100000] [--batch 1000] [--subprocess] [--url URL]
+    python -m streamforge.stack.arango_server.bench [--docs 100000] [--batch 1000] [--subprocess] [--url URL]
 
 Starts a server (in a background thread, or with ``--subprocess`` as a separate process via
 the CLI; or uses ``--url``/``--user``/``--password`` for any ArangoDB), then measures batch
@@ -113,7 +113,7 @@ def run(url: str, user: str, password: str, n_docs: int, batch: int, server_pid:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.infra.arango_server.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m streamforge.stack.arango_server.bench", description=__doc__)
     parser.add_argument("--docs", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000)
     parser.add_argument("--subprocess", action="store_true", help="run the server as a separate process")
@@ -128,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     elif args.subprocess:
         t = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tests.infra.arango_server", "--port", "0", "--root-password", "bench"],
+            [sys.executable, "-m", "streamforge.stack.arango_server", "--port", "0", "--root-password", "bench"],
             stdout=subprocess.PIPE,
             text=True,
         )

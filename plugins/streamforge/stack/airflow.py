@@ -24,8 +24,8 @@ from pathlib import Path
 import httpx
 from cryptography.fernet import Fernet
 
-from tests.infra.paths import REPO_ROOT
-from tests.infra.ports import free_port
+from streamforge.stack.paths import REPO_ROOT
+from streamforge.stack.ports import free_port
 
 COMPONENTS = ("api-server", "scheduler", "triggerer", "dag-processor")
 

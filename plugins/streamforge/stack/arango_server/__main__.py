@@ -1,6 +1,6 @@
 """Command line: run the ArangoDB test server until SIGTERM or SIGINT.
 
-    python -m tests.infra.arango_server --port 0 --root-password secret
+    python -m streamforge.stack.arango_server --port 0 --root-password secret
 
 Prints one JSON line to stdout once the server accepts connections, e.g.
 ``{"url": "http://127.0.0.1:40123", "host": "127.0.0.1", "port": 40123, "pid": 4242,
@@ -24,7 +24,7 @@ from .server import ArangoTestServer
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.infra.arango_server",
+        prog="python -m streamforge.stack.arango_server",
         description="In-memory ArangoDB-compatible HTTP server for tests (StreamForge).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1)")

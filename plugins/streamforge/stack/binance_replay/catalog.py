@@ -33,8 +33,9 @@ from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO_ROOT = Path(__file__).resolve().parents[3]
-REPO_DATA_DIR = REPO_ROOT / "tests" / "data" / "binance"
+from streamforge.stack.paths import REPO_ROOT
+
+REPO_DATA_DIR = Path(__file__).with_name("data") / "binance"
 
 # Market directory -> data.binance.vision prefix.
 MARKETS: dict[str, str] = {"spot": "spot", "futures-um": "futures/um", "futures-cm": "futures/cm"}

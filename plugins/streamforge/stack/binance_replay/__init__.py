@@ -2,11 +2,11 @@
 
 Test/dev tooling: serves ``/api/v3/{ping,time,exchangeInfo,klines,aggTrades}`` and the
 data.binance.vision archive layout (``/data/spot/daily/klines/...``,
-``/data/futures/cm/daily/aggTrades/...``) from the real files in ``tests/data/binance``
+``/data/futures/cm/daily/aggTrades/...``) from the real files in ``data/binance`` beside this package
 and ``../shared/data/binance`` (see ``catalog.py``), and injects faults configured at
 start or at runtime through ``/_replay/faults`` (see ``faults.py``).
 
-Run it: ``python -m tests.infra.binance_replay --port 0`` (prints the URLs as JSON), or
+Run it: ``python -m streamforge.stack.binance_replay --port 0`` (prints the URLs as JSON), or
 ``ReplayServer().start()`` in-process, or the ``binance_replay`` pytest fixture
 (``tests/fixtures/binance.py``).
 """

@@ -140,7 +140,7 @@ class ArangoTestServer:
 
 
 class ArangoTestServerProcess:
-    """The same server as a child process (``python -m tests.infra.arango_server``).
+    """The same server as a child process (``python -m streamforge.stack.arango_server``).
 
     Use it when the test process itself is busy (the server then gets its own core and GIL) or
     to mimic a remote ArangoDB. ``start()`` returns once the child printed its URL; ``stop()``
@@ -188,7 +188,7 @@ class ArangoTestServerProcess:
         repo_root = str(Path(__file__).resolve().parents[3])
         env = dict(os.environ)
         env["PYTHONPATH"] = os.pathsep.join(p for p in (repo_root, env.get("PYTHONPATH", "")) if p)
-        cmd = [self.python, "-m", "tests.infra.arango_server", "--host", self.host, "--port", str(self.port)]
+        cmd = [self.python, "-m", "streamforge.stack.arango_server", "--host", self.host, "--port", str(self.port)]
         if not self.strict:
             cmd.append("--lenient")
         if self.extended_names:

@@ -1,4 +1,4 @@
-"""CLI: ``python -m tests.infra.binance_replay --port 0 [--data-dir DIR ...] [--faults JSON]``.
+"""CLI: ``python -m streamforge.stack.binance_replay --port 0 [--data-dir DIR ...] [--faults JSON]``.
 
 Prints one JSON line ``{"api_url": ..., "archive_url": ..., ...}`` on stdout once the port is
 bound, then serves until SIGTERM/SIGINT (exit status 0).
@@ -27,7 +27,7 @@ def _faults_arg(value: str) -> Faults:
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m tests.infra.binance_replay",
+        prog="python -m streamforge.stack.binance_replay",
         description="Binance-compatible replay HTTP server over real market data, with fault injection.",
         epilog='Faults example: --faults \'[{"kind": "rate_limit", "path_prefix": "/api/v3/klines", '
         '"times": 2, "retry_after": 1}]\'. Runtime admin API: GET/POST/DELETE /_replay/faults, '

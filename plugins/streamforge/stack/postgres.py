@@ -1,7 +1,7 @@
 """A private PostgreSQL cluster for Airflow's metadata DB (SQLite breaks on backfills).
 
 initdb + pg_ctl under a temp dir, on 127.0.0.1 and a free port, trust auth for the local
-superuser only. Usable as a context manager, a pytest fixture, or `python -m tests.infra.postgres up`.
+superuser only. Usable as a context manager, a pytest fixture, or `python -m streamforge.stack.postgres up`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.infra.ports import free_port
+from streamforge.stack.ports import free_port
 
 
 def _pg_bin(name: str) -> str:

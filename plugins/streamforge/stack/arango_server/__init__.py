@@ -8,13 +8,13 @@ from a real ArangoDB.
 
 In-process::
 
-    from tests.infra.arango_server import ArangoTestServer
+    from streamforge.stack.arango_server import ArangoTestServer
     with ArangoTestServer(root_password="pw") as server:
         ...  # server.url, server.store
 
 As a process (prints one JSON line ``{"url": ..., "pid": ...}`` and serves until SIGTERM/SIGINT)::
 
-    python -m tests.infra.arango_server --port 0 --root-password pw
+    python -m streamforge.stack.arango_server --port 0 --root-password pw
 
 or ``ArangoTestServerProcess(root_password="pw").start()`` / ``.stop()`` from Python.
 """

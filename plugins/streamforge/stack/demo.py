@@ -1,10 +1,10 @@
 """README command 1 (`make demo`): a real Airflow backfill of BTCUSDT 1m, 2020-01-01..03.
 
-Starts the whole local stack (tests/infra/stack.py), creates the backfill through the REST
+Starts the whole local stack (plugins/streamforge/stack/local.py), creates the backfill through the REST
 API (`POST /api/v2/backfills`), lets Airflow's scheduler run it (loader and sink as child
 processes of the tasks, Kafka, ArangoDB), prints one line per run/task state change, then a
 per-day summary. Offline by default: the Binance replay server serves the bundled real data
-(tests/data/binance); `--live` uses the real Binance.
+(streamforge/stack/binance_replay/data/binance); `--live` uses the real Binance.
 
 Exit status 0 only if all three runs succeeded with 1440 documents each.
 """
@@ -20,7 +20,7 @@ from typing import Any
 
 import httpx
 
-from tests.infra.stack import (
+from streamforge.stack.local import (
     LocalStack,
     backfill_runs,
     create_backfill,
@@ -128,7 +128,7 @@ def summary(stack: LocalStack, runs: list[dict[str, Any]], wanted: list[date]) -
 def print_next_steps() -> None:
     print(f"""
 Next steps
-  * Start the same stack and keep it up:   .venv/bin/python -m tests.infra.stack up
+  * Start the same stack and keep it up:   .venv/bin/python -m streamforge.stack.local up
     It prints the UI URL (user `admin`, password in the printed passwords file) and an env file
     for the CLI: `. .stack/up/airflow.env` makes `airflow ...` commands talk to that stack.
   * Trigger a day from the UI: DAG {DAG_ID} -> Trigger -> set start/end/source.
@@ -142,7 +142,7 @@ Next steps
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m tests.infra.demo", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m streamforge.stack.demo", description=__doc__.splitlines()[0])
     parser.add_argument("--live", action="store_true", help="load from the real Binance (needs internet)")
     parser.add_argument("--max-active-runs", type=int, default=3)
     parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the backfill")
