@@ -14,7 +14,7 @@ A `Gap` travels in the loader's terminal event (`extra["gaps"]`), the verify rep
 note and the gap ledger: the ArangoDB collection `GAP_COLLECTION` in the data's database, one
 document per gap keyed by `gap_key`, so re-running a day upserts instead of duplicating.
 
-Listing boundaries (`ListingInfo`) are learned from the exchange once per symbol × type and
+Listing boundaries (`ListingInfo`) are learned from the exchange once per symbol x type and
 cached in the same database, collection `LISTING_COLLECTION`, key `listing_key(...)`.
 """
 
@@ -79,12 +79,12 @@ class _Range(BaseModel):
         return self
 
     def describe(self) -> str:
-        """`11:35–17:29 UTC (355 candles)` style text for notes and errors."""
+        """`11:35-17:29 UTC (355 candles)` style text for notes and errors."""
         if self.unit == "trade_id":
-            return f"trade ids {self.first}–{self.last} ({self.count} aggTrades)"
+            return f"trade ids {self.first}-{self.last} ({self.count} aggTrades)"
         first, last = _utc(self.first), _utc(self.last)
         fmt = "%H:%M" if first.date() == last.date() else "%Y-%m-%d %H:%M"
-        return f"{first:%Y-%m-%d} {first:%H:%M}–{last:{fmt}} UTC ({self.count} candles)"
+        return f"{first:%Y-%m-%d} {first:%H:%M}-{last:{fmt}} UTC ({self.count} candles)"
 
 
 class Gap(_Range):
