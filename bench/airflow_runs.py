@@ -15,7 +15,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from streamforge.contracts.names import collection_name
-from streamforge.stack import stack as sf
+from streamforge.stack import local as sf
 from streamforge.stack.local import LocalStack
 
 DAG_1M = "streamforge__btcusdt__api_candles_1m"

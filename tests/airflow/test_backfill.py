@@ -11,7 +11,7 @@ import pytest
 
 from streamforge.contracts.names import collection_name
 from tests.airflow.conftest import BACKFILL_FROM, BACKFILL_TO, DAG_1M, RUN_TIMEOUT, Scenario
-from streamforge.stack import stack as sf
+from streamforge.stack import local as sf
 from streamforge.stack.local import LocalStack
 
 pytestmark = pytest.mark.airflow

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from tests.airflow.conftest import DAG_1M, RUN_TIMEOUT, Scenario
-from streamforge.stack import stack as sf
+from streamforge.stack import local as sf
 
 pytestmark = pytest.mark.airflow
 

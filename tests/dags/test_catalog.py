@@ -163,7 +163,7 @@ def test_every_problem_is_reported_at_once() -> None:
 
 def test_cli_accepts_the_shipped_catalog() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "streamforge.orchestration.catalog", "validate", str(SHIPPED_CATALOG), "--list"],
+        [sys.executable, "-m", "streamforge", "catalog", "validate", str(SHIPPED_CATALOG), "--list"],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -180,7 +180,7 @@ def test_cli_refuses_a_broken_catalog_naming_entry_and_field(tmp_path: Path) -> 
     data["pipelines"][1]["overrides"] = {"retries": "twice"}
     bad = write_catalog(tmp_path / "bad.yaml", data)
     result = subprocess.run(
-        [sys.executable, "-m", "streamforge.orchestration.catalog", "validate", str(bad)],
+        [sys.executable, "-m", "streamforge", "catalog", "validate", str(bad)],
         capture_output=True,
         text=True,
         cwd=REPO,
@@ -196,7 +196,11 @@ def test_cli_refuses_a_broken_catalog_naming_entry_and_field(tmp_path: Path) -> 
 def test_cli_refuses_unreadable_yaml(tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("defaults: [unclosed\n")
-    from streamforge.orchestration.catalog import main
+    from typer.testing import CliRunner
 
-    assert main(["validate", str(bad)]) == 1
-    assert main(["validate", str(tmp_path / "missing.yaml")]) == 1
+    from streamforge.cli import app
+
+    for path in (bad, tmp_path / "missing.yaml"):
+        result = CliRunner().invoke(app, ["catalog", "validate", str(path)])
+        assert result.exit_code == 1, result.output
+        assert "error:" in result.output

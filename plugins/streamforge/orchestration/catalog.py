@@ -6,17 +6,15 @@ problem is reported with the entry's name and the field's path, e.g.
 
     pipeline 'majors-candles' (pipelines[0]): overrides.run.timeout_minutes: Input should be ...
 
-This module imports no Airflow: the CLI (`streamforge-catalog validate FILE`) stays fast, and
+This module imports no Airflow: the CLI (`streamforge catalog validate FILE`) stays fast, and
 the DAG file reads the YAML once per process (`load_catalog` is cached) - the only I/O at parse.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import re
-import sys
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from datetime import date
 from enum import StrEnum
 from functools import lru_cache
@@ -445,30 +443,3 @@ def load_catalog(default: str | Path) -> Catalog:
 
 
 load_catalog.cache_clear = _cached.cache_clear  # type: ignore[attr-defined]
-
-
-# --------------------------------------------------------------------------------------------- CLI
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="streamforge-catalog", description="Validate a StreamForge catalog.")
-    sub = parser.add_subparsers(dest="command", required=True)
-    validate = sub.add_parser("validate", help="validate FILE; exit 1 naming the bad entry and field")
-    validate.add_argument("file", type=Path)
-    validate.add_argument("--list", action="store_true", help="print the DAG ids it defines")
-    args = parser.parse_args(argv)
-    try:
-        catalog = read_catalog(args.file)
-    except CatalogError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
-    if args.list:
-        for spec in catalog.dags:
-            print(spec.dag_id)
-    runners = sorted({spec.settings.runner.value for spec in catalog.dags})
-    print(f"{args.file}: OK, {len(catalog.dags)} DAGs (runner {', '.join(runners) or '-'})")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -30,6 +30,23 @@ from streamforge.stack.ports import free_port
 COMPONENTS = ("api-server", "scheduler", "triggerer", "dag-processor")
 
 
+def _kept_secrets(path: Path) -> dict[str, str]:
+    """The admin password and signing keys of this AIRFLOW_HOME: generated once, reused by a
+    restart on the same home (`streamforge up --state-dir`), so stored secrets stay readable."""
+    if path.exists():
+        return json.loads(path.read_text())
+    kept = {
+        "password": secrets.token_urlsafe(16),
+        "fernet_key": Fernet.generate_key().decode(),
+        "secret_key": secrets.token_urlsafe(32),
+        "jwt_secret": secrets.token_urlsafe(32),
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.touch(mode=0o600)
+    path.write_text(json.dumps(kept))
+    return kept
+
+
 class AirflowStack:
     def __init__(
         self,
@@ -43,7 +60,8 @@ class AirflowStack:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.username = "admin"
-        self.password = secrets.token_urlsafe(16)
+        kept = _kept_secrets(self.home / "secrets.json")
+        self.password = kept["password"]
         self._procs: dict[str, subprocess.Popen[bytes]] = {}
         passwords = self.home / "passwords.json"
         passwords.write_text(json.dumps({self.username: self.password}))
@@ -57,7 +75,7 @@ class AirflowStack:
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(parallelism),
             "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__CORE__FERNET_KEY": Fernet.generate_key().decode(),
+            "AIRFLOW__CORE__FERNET_KEY": kept["fernet_key"],
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{self.username}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self.url}/execution/",
@@ -65,8 +83,8 @@ class AirflowStack:
             "AIRFLOW__API__HOST": "127.0.0.1",
             "AIRFLOW__API__PORT": str(self.port),
             "AIRFLOW__API__BASE_URL": self.url,
-            "AIRFLOW__API__SECRET_KEY": secrets.token_urlsafe(32),
-            "AIRFLOW__API_AUTH__JWT_SECRET": secrets.token_urlsafe(32),
+            "AIRFLOW__API__SECRET_KEY": kept["secret_key"],
+            "AIRFLOW__API_AUTH__JWT_SECRET": kept["jwt_secret"],
             "AIRFLOW__API__WORKERS": "1",
             "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
@@ -144,6 +162,10 @@ class AirflowStack:
 
     def __exit__(self, *exc: object) -> None:
         self.cleanup()
+
+    def running(self) -> bool:
+        """Every component is still running."""
+        return bool(self._procs) and all(proc.poll() is None for proc in self._procs.values())
 
     def log_tail(self, component: str, lines: int = 60) -> str:
         path = self.home / f"{component}.log"

@@ -1,4 +1,4 @@
-"""README command 1 (`make demo`): a real Airflow backfill of BTCUSDT 1m, 2020-01-01..03.
+"""README command 1 (`streamforge demo`, `make demo`): a real Airflow backfill of BTCUSDT 1m, 2020-01-01..03.
 
 Starts the whole local stack (plugins/streamforge/stack/local.py), creates the backfill through the REST
 API (`POST /api/v2/backfills`), lets Airflow's scheduler run it (loader and sink as child
@@ -11,7 +11,6 @@ Exit status 0 only if all three runs succeeded with 1440 documents each.
 
 from __future__ import annotations
 
-import argparse
 import sys
 import time
 from collections.abc import Callable
@@ -128,7 +127,7 @@ def summary(stack: LocalStack, runs: list[dict[str, Any]], wanted: list[date]) -
 def print_next_steps() -> None:
     print(f"""
 Next steps
-  * Start the same stack and keep it up:   .venv/bin/python -m streamforge.stack.local up
+  * Start the same stack and keep it up:   streamforge up   (--state-dir DIR keeps its data)
     It prints the UI URL (user `admin`, password in the printed passwords file) and an env file
     for the CLI: `. .stack/up/airflow.env` makes `airflow ...` commands talk to that stack.
   * Trigger a day from the UI: DAG {DAG_ID} -> Trigger -> set start/end/source.
@@ -141,18 +140,12 @@ Next steps
     or POST /api/v2/backfills (also the UI's "Backfill" dialog).""")
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streamforge.stack.demo", description=__doc__.splitlines()[0])
-    parser.add_argument("--live", action="store_true", help="load from the real Binance (needs internet)")
-    parser.add_argument("--max-active-runs", type=int, default=3)
-    parser.add_argument("--timeout", type=float, default=600, help="seconds to wait for the backfill")
-    parser.add_argument("--keep", action="store_true", help="keep the stack's files (logs) after the demo")
-    args = parser.parse_args(argv)
-
+def run(*, live: bool = False, max_active_runs: int = 3, timeout: float = 600, keep: bool = False) -> int:
+    """The demo; returns the exit status (0: every day succeeded with all its documents)."""
     clock = Clock()
-    source = "the real Binance (--live)" if args.live else "the Binance replay server (bundled real data, offline)"
+    source = "the real Binance (--live)" if live else "the Binance replay server (bundled real data, offline)"
     clock.say(f"StreamForge demo: backfill {DAG_ID} {FIRST_DAY}..{LAST_DAY} from {source}")
-    stack = LocalStack(live=args.live, log=clock.say)
+    stack = LocalStack(live=live, log=clock.say)
     ok = False
     try:
         stack.start()
@@ -163,11 +156,11 @@ def main(argv: list[str] | None = None) -> int:
         with stack.client() as api:
             unpause(api, DAG_ID)
             backfill = create_backfill(api, DAG_ID, f"{FIRST_DAY}T00:00:00Z", f"{LAST_DAY}T00:00:00Z",
-                                       max_active_runs=args.max_active_runs)  # fmt: skip
+                                       max_active_runs=max_active_runs)  # fmt: skip
             began = clock()
-            clock.say(f"POST /api/v2/backfills -> backfill {backfill['id']}, max_active_runs {args.max_active_runs}")
+            clock.say(f"POST /api/v2/backfills -> backfill {backfill['id']}, max_active_runs {max_active_runs}")
             wanted = days(FIRST_DAY, LAST_DAY)
-            runs = watch_backfill(api, DAG_ID, FIRST_DAY, LAST_DAY, clock.say, timeout=args.timeout)
+            runs = watch_backfill(api, DAG_ID, FIRST_DAY, LAST_DAY, clock.say, timeout=timeout)
         clock.say(f"backfill finished in {clock() - began:.1f}s")
         table, ok = summary(stack, runs, wanted)
         print("\n" + table)
@@ -180,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"--- {component} log tail\n{stack.airflow.log_tail(component, 30)}", file=sys.stderr)
     finally:
         stack.stop()
-        if args.keep or not ok:
+        if keep or not ok:
             print(f"\nStack files (logs, catalog): {stack.home}")
         else:
             stack.cleanup()
@@ -191,4 +184,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from streamforge.cli import app
+
+    app(["demo", *sys.argv[1:]])

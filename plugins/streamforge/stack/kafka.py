@@ -251,6 +251,14 @@ def _pkcs8(key: Any) -> bytes:
     )
 
 
+def _kept_secret(path: Path, new: str) -> str:
+    """The secret stored at `path`, or `new` after storing it there (mode 0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    _write_private(path, new.encode())
+    return new
+
+
 def _write_private(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "wb") as handle:
@@ -339,8 +347,11 @@ class KafkaBroker:
         stop_timeout: float = 15.0,
         keep_run_dir: bool | None = None,
         extra_properties: Mapping[str, str] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
+        """`data_dir`: keep topics, offsets and the SCRAM user there across restarts (else a temp dir)."""
         self.libs = libs or default_libs_dir()
+        self.data_dir = data_dir
         self.scram_user = scram_user
         self.scram_password = secrets.token_urlsafe(18)  # URL-safe: no ',', ']' or '=' for --add-scram
         self.start_timeout = start_timeout
@@ -369,7 +380,13 @@ class KafkaBroker:
         began = time.monotonic()
         ensure_jars(self.libs)
         self.version = jar_version(self.libs)
-        self.run_dir = Path(tempfile.mkdtemp(prefix="streamforge-kafka-"))
+        if self.data_dir is not None:
+            self.run_dir = self.data_dir
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            self.scram_password = _kept_secret(self.run_dir / "scram-password", self.scram_password)
+        else:
+            self.run_dir = Path(tempfile.mkdtemp(prefix="streamforge-kafka-"))
+        formatted = (self.run_dir / "data" / "meta.properties").exists()
         self.log_path = self.run_dir / "broker.log"
         atexit.register(self.stop)
         try:
@@ -382,7 +399,7 @@ class KafkaBroker:
             for attempt in range(1, _START_ATTEMPTS + 1):
                 self._ports = dict(zip(("PLAINTEXT", "SASL_SSL", "CONTROLLER"), free_ports(3), strict=True))
                 config.write_text(self._server_properties(keystore))
-                if attempt == 1:  # the ports are not part of the formatted storage
+                if attempt == 1 and not formatted:  # the ports are not part of the formatted storage
                     self._format_storage(config)
                 self._spawn(config)
                 try:
@@ -409,7 +426,7 @@ class KafkaBroker:
         if self._log_file is not None:
             self._log_file.close()
             self._log_file = None
-        if self.run_dir != Path() and self.run_dir.exists() and not self.keep_run_dir:
+        if self.run_dir != Path() and self.run_dir.exists() and not self.keep_run_dir and self.data_dir is None:
             shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _reap(self) -> None:

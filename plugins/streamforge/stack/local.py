@@ -8,7 +8,7 @@ with the few settings a one-broker, offline machine needs (see LOCAL_CATALOG_DEF
 Pieces can be handed in already running (the pytest session fixtures do); LocalStack only
 stops what it started.
 
-    python -m streamforge.stack.local up [--live]     # prints the UI URL, credentials file, endpoints
+    streamforge up [--live] [--state-dir DIR]     # prints the UI URL, credentials file, endpoints
 
 Also: small REST helpers (trigger, backfill, run/task states) shared by the demo, the tests
 and the benchmarks.
@@ -16,7 +16,6 @@ and the benchmarks.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import secrets
@@ -95,6 +94,15 @@ class ArangoTarget:
         }
 
 
+def kept_secret(path: Path, new: str) -> str:
+    """The secret stored at `path`, or `new` after storing it there (mode 0600)."""
+    if path.exists():
+        return path.read_text().strip()
+    path.touch(mode=0o600)
+    path.write_text(new)
+    return new
+
+
 def write_local_catalog(path: Path, overrides: Mapping[str, Any] | None = None, source: Path = CATALOG) -> Path:
     """The repo catalog with LOCAL_CATALOG_DEFAULTS and `overrides` deep-merged into `defaults`.
 
@@ -113,19 +121,54 @@ def write_local_catalog(path: Path, overrides: Mapping[str, Any] | None = None, 
     return path
 
 
+class ExternalKafka:
+    """A Kafka cluster run elsewhere (`streamforge up --kafka-bootstrap`), given by librdkafka settings.
+
+    Offers what LocalStack needs of a KafkaBroker; topics get the cluster's default replication.
+    """
+
+    def __init__(self, config: Mapping[str, Any]) -> None:
+        self.config = dict(config)
+
+    @property
+    def bootstrap(self) -> str:
+        return str(self.config["bootstrap.servers"])
+
+    sasl_ssl_bootstrap = bootstrap
+
+    def client_config(self, protocol: str = "") -> dict[str, Any]:
+        return dict(self.config)
+
+    def create_topics(self, names: Any, partitions: int = 1, *, exist_ok: bool = False, timeout: float = 30) -> None:
+        from confluent_kafka import KafkaError, KafkaException
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient(self.config)
+        new = [NewTopic(name, num_partitions=partitions, replication_factor=-1) for name in names]
+        for name, future in admin.create_topics(new, request_timeout=timeout).items():
+            try:
+                future.result()
+            except KafkaException as exc:
+                if not (exist_ok and exc.args[0].code() == KafkaError.TOPIC_ALREADY_EXISTS):
+                    raise RuntimeError(f"cannot create topic {name!r}: {exc}") from exc
+
+
 class LocalStack:
     """Kafka + ArangoDB + Binance replay + PostgreSQL + Airflow, wired together.
 
     `live`: workers call the real Binance instead of the replay server.
     `scheduled`: let the scheduler create the daily runs (off by default: on a fresh stack every
     DAG would immediately get a run for yesterday; manual runs and backfills work either way).
+    `persistent`: keep Kafka's data, the Airflow metadata DB and the ArangoDB-compatible server's
+    documents under `home`, so a later stack on the same `home` continues where this one stopped
+    (`streamforge up --state-dir`).
     """
 
     def __init__(
         self,
         *,
         live: bool = False,
-        kafka: KafkaBroker | None = None,
+        kafka: KafkaBroker | ExternalKafka | None = None,
         kafka_protocol: Protocol = "PLAINTEXT",
         arango: ArangoTarget | None = None,
         binance: Any | None = None,
@@ -136,6 +179,7 @@ class LocalStack:
         home: Path | None = None,
         extra_env: Mapping[str, str] | None = None,
         log: Callable[[str], None] = lambda _line: None,
+        persistent: bool = False,
     ) -> None:
         self.live = live
         self.kafka = kafka
@@ -149,6 +193,7 @@ class LocalStack:
         self.home = home or Path(tempfile.mkdtemp(prefix="sf-stack-"))
         self.extra_env = dict(extra_env or {})
         self.log = log
+        self.persistent = persistent
         self.airflow: AirflowStack | None = None
         self.timings: dict[str, float] = {}
         self._owned: list[Callable[[], None]] = []
@@ -180,9 +225,9 @@ class LocalStack:
 
     def _start_kafka(self) -> None:
         if self.kafka is None:
-            self.kafka = KafkaBroker().start()
+            self.kafka = KafkaBroker(data_dir=self._kept("kafka")).start()
             self._owned.append(self.kafka.stop)
-            self.kafka.create_topics(CONTROL_TOPICS)
+            self.kafka.create_topics(CONTROL_TOPICS, exist_ok=self.persistent)
         else:
             self.kafka.create_topics(CONTROL_TOPICS, exist_ok=True)
 
@@ -190,7 +235,11 @@ class LocalStack:
         if self.arango is None:
             from streamforge.stack.arango_server import ArangoTestServer
 
-            server = ArangoTestServer("127.0.0.1", 0, root_password=secrets.token_urlsafe(12)).start()
+            data_dir = self._kept("arango")
+            password = secrets.token_urlsafe(12)
+            if data_dir is not None:
+                password = kept_secret(data_dir / "root-password", password)
+            server = ArangoTestServer("127.0.0.1", 0, root_password=password, data_dir=data_dir).start()
             self._arango_server = server
             self._owned.append(server.stop)
             self.arango = ArangoTarget(server.url, server.username, server.password)
@@ -205,13 +254,19 @@ class LocalStack:
 
     def _start_postgres(self) -> None:
         if self.postgres is None:
-            self.postgres = PostgresCluster().start()
+            self.postgres = PostgresCluster(directory=self._kept("postgres")).start()
             self._owned.append(self.postgres.stop)
 
     def _start_airflow(self) -> None:
         assert self.postgres is not None
-        database = f"airflow_{secrets.token_hex(4)}"  # a shared cluster may host several stacks
-        url = self.airflow_db_url = self.postgres.create_database(database)
+        if self.persistent:
+            database = "airflow"
+            exists = self.postgres.has_database(database)
+            url = self.postgres.sqlalchemy_url(database) if exists else self.postgres.create_database(database)
+        else:
+            database = f"airflow_{secrets.token_hex(4)}"  # a shared cluster may host several stacks
+            url = self.postgres.create_database(database)
+        self.airflow_db_url = url
         (self.home / "airflow").mkdir(parents=True, exist_ok=True)
         self.airflow = AirflowStack(url, extra_env=self.airflow_env(), parallelism=self.parallelism,
                                     home=self.home / "airflow")  # fmt: skip
@@ -226,6 +281,14 @@ class LocalStack:
         began = time.monotonic()
         response = httpx.get(f"{self.airflow.url}/execution/health", timeout=120)
         self.log(f"execution API warm-up: {response.status_code} in {time.monotonic() - began:.1f}s")
+
+    def _kept(self, part: str) -> Path | None:
+        """Where a persistent stack keeps `part`'s data (None: a temporary place)."""
+        if not self.persistent:
+            return None
+        path = self.home / part
+        path.mkdir(parents=True, exist_ok=True)
+        return path
 
     def stop(self) -> None:
         self._stop_workers()
@@ -302,6 +365,7 @@ class LocalStack:
             "kafka_protocol": self.kafka_protocol,
             "kafka_bootstrap": self.kafka.bootstrap,
             "kafka_sasl_ssl_bootstrap": self.kafka.sasl_ssl_bootstrap,
+            "kafka_external": isinstance(self.kafka, ExternalKafka),
             "arango_url": self.arango.url,
             "arango_database": self.arango.database,
             "arango_user": self.arango.username,
@@ -432,58 +496,3 @@ def run_seconds(run: Mapping[str, Any]) -> float | None:
     if not run.get("start_date") or not run.get("end_date"):
         return None
     return (datetime.fromisoformat(run["end_date"]) - datetime.fromisoformat(run["start_date"])).total_seconds()
-
-
-# --- CLI ------------------------------------------------------------------------------------
-
-
-def _interrupt(signum: int, frame: Any) -> None:
-    raise KeyboardInterrupt
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m streamforge.stack.local",
-                                     description="Run the whole StreamForge stack locally until Ctrl-C.")  # fmt: skip
-    sub = parser.add_subparsers(dest="command", required=True)
-    up = sub.add_parser("up", help="start Kafka, ArangoDB, Binance replay, PostgreSQL and Airflow")
-    up.add_argument("--live", action="store_true", help="workers call the real Binance (needs internet)")
-    up.add_argument("--scheduled", action="store_true", help="let the scheduler create the daily runs")
-    up.add_argument("--parallelism", type=int, default=8)
-    up.add_argument(
-        "--kafka-protocol",
-        choices=["PLAINTEXT", "SASL_SSL"],
-        default="PLAINTEXT",
-        help="listener of the streamforge_kafka connection (SASL_SSL: SCRAM-SHA-512 + CA file)",
-    )
-    args = parser.parse_args(argv)
-
-    # Also SIGINT: a shell starting us in the background may have set it to "ignore".
-    signal.signal(signal.SIGTERM, _interrupt)
-    signal.signal(signal.SIGINT, _interrupt)
-    home = REPO_ROOT / ".stack" / "up"  # gitignored; logs stay here after exit
-    shutil.rmtree(home, ignore_errors=True)
-    stack = LocalStack(live=args.live, scheduled=args.scheduled, parallelism=args.parallelism, home=home,
-                       kafka_protocol=args.kafka_protocol,
-                       log=lambda line: print(line, flush=True))  # fmt: skip
-    try:
-        stack.start()
-        info = stack.endpoints()
-        print(json.dumps(info, indent=2))
-        print(
-            f"\nAirflow UI: {info['airflow_ui']}  (user {info['airflow_user']}, password in "
-            f"{info['airflow_passwords_file']})"
-        )
-        print(f"Logs: {info['airflow_home']}\nCtrl-C to stop.", flush=True)
-        assert stack.airflow is not None
-        while all(proc.poll() is None for proc in stack.airflow._procs.values()):
-            time.sleep(1)
-        print("an Airflow component exited; see the logs above", flush=True)
-        return 1
-    except KeyboardInterrupt:
-        return 0
-    finally:
-        stack.stop()
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -33,11 +33,15 @@ def _pg_bin(name: str) -> str:
 
 
 class PostgresCluster:
-    def __init__(self, port: int | None = None) -> None:
+    def __init__(self, port: int | None = None, directory: Path | None = None) -> None:
+        """`directory`: keep the cluster there across restarts (else a temp dir, deleted at stop)."""
         self.port = port or free_port()
         self.host = "127.0.0.1"
         self.user = "postgres"
-        self._dir = Path(tempfile.mkdtemp(prefix="sf-pg-"))
+        self.persistent = directory is not None
+        if directory is not None:
+            directory.mkdir(parents=True, exist_ok=True)
+        self._dir = directory or Path(tempfile.mkdtemp(prefix="sf-pg-"))
         self._data = self._dir / "data"
         self._log = self._dir / "postgres.log"
         # initdb refuses to run as root: run the server as the unprivileged `postgres` account.
@@ -52,11 +56,12 @@ class PostgresCluster:
         if self._run_as:
             entry = pwd.getpwnam(self._run_as)
             os.chown(self._dir, entry.pw_uid, entry.pw_gid)
-        subprocess.run(
-            self._cmd(_pg_bin("initdb"), "-D", str(self._data), "-A", "trust", "-U", self.user, "-E", "UTF8"),
-            check=True,
-            capture_output=True,
-        )
+        if not (self._data / "PG_VERSION").exists():
+            subprocess.run(
+                self._cmd(_pg_bin("initdb"), "-D", str(self._data), "-A", "trust", "-U", self.user, "-E", "UTF8"),
+                check=True,
+                capture_output=True,
+            )
         options = f"-p {self.port} -k {self._dir} -c listen_addresses={self.host} -c max_connections=200 -c fsync=off"
         subprocess.run(
             self._cmd(_pg_bin("pg_ctl"), "-D", str(self._data), "-o", options, "-l", str(self._log), "-w", "start"),
@@ -72,7 +77,8 @@ class PostgresCluster:
                 self._cmd(_pg_bin("pg_ctl"), "-D", str(self._data), "-m", "fast", "-w", "stop"),
                 capture_output=True,
             )
-        shutil.rmtree(self._dir, ignore_errors=True)
+        if not self.persistent:
+            shutil.rmtree(self._dir, ignore_errors=True)
 
     def __enter__(self) -> PostgresCluster:
         return self.start()
@@ -81,6 +87,14 @@ class PostgresCluster:
         self.stop()
 
     # --- use --------------------------------------------------------------------------------
+
+    def has_database(self, name: str) -> bool:
+        found = subprocess.run(
+            ["psql", "-h", self.host, "-p", str(self.port), "-U", self.user, "-tAc",
+             f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+            check=True, capture_output=True, text=True,
+        )  # fmt: skip
+        return found.stdout.strip() == "1"
 
     def create_database(self, name: str) -> str:
         subprocess.run(

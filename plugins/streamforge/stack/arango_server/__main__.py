@@ -15,6 +15,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 from uvicorn.config import LOGGING_CONFIG
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version-string", default=ARANGO_VERSION, help="version reported by /_api/version")
     parser.add_argument("--log-level", default="warning", help="uvicorn log level (default: warning)")
+    parser.add_argument("--data-dir", type=Path, help="keep the documents in this folder across restarts")
     return parser
 
 
@@ -60,6 +62,7 @@ def main(argv: list[str] | None = None) -> int:
         version=args.version_string,
         log_level=args.log_level,
         log_config=LOGGING_CONFIG,
+        data_dir=args.data_dir,
     )
     stop = threading.Event()
 

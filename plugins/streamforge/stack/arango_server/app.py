@@ -125,6 +125,7 @@ class ArangoApp:
         self.cursors: dict[str, _Cursor] = {}
         self._auth_cache: set[bytes] = set()
         self.requests_served = 0
+        self.requests_completed = 0  # a request counted here has applied its changes (snapshots)
 
     # ----- ASGI ----------------------------------------------------------------------------------
 
@@ -153,6 +154,7 @@ class ArangoApp:
         status, payload, extra_headers = self.handle(
             method, scope["path"], scope["query_string"], scope["headers"], body
         )
+        self.requests_completed += 1
         data = (
             b""
             if payload is None

@@ -17,6 +17,7 @@ from typing import Any
 import uvicorn
 
 from .app import ARANGO_VERSION, ArangoApp
+from .persist import Snapshots
 from .store import Store
 
 
@@ -46,6 +47,7 @@ class ArangoTestServer:
         version: str = ARANGO_VERSION,
         log_level: str = "warning",
         log_config: dict[str, Any] | None = None,
+        data_dir: Path | None = None,
     ) -> None:
         all_users = {"root": root_password}
         all_users.update(users or {})
@@ -59,6 +61,8 @@ class ArangoTestServer:
         self._thread: threading.Thread | None = None
         self._socket: socket.socket | None = None
         self._error: BaseException | None = None
+        # data_dir: keep the documents on disk across restarts (a snapshot, see persist.py)
+        self.snapshots = Snapshots(self.store, data_dir, lambda: self.app.requests_completed) if data_dir else None
 
     @property
     def url(self) -> str:
@@ -75,6 +79,11 @@ class ArangoTestServer:
     def start(self, timeout: float = 10.0) -> ArangoTestServer:
         if self._thread is not None:
             return self
+        if self.snapshots is not None:
+            root_password = self.password  # this start's password wins over the stored one
+            self.snapshots.restore()
+            self.store.users["root"] = root_password
+            self.snapshots.start()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((self.host, self.port))
@@ -125,6 +134,8 @@ class ArangoTestServer:
             thread.join(timeout)
         if self._socket is not None:
             self._socket.close()
+        if self.snapshots is not None:
+            self.snapshots.stop()
         self._server = None
         self._thread = None
         self._socket = None

@@ -1,0 +1,5 @@
+"""`python -m streamforge` = the `streamforge` command."""
+
+from streamforge.cli import main
+
+main()
