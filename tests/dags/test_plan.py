@@ -52,6 +52,23 @@ def test_names_of_a_run() -> None:
     assert plan.replication_factor == 3 and plan.partitions == 1
 
 
+def test_one_component_in_both_roles_gets_distinct_producer_ids() -> None:
+    """The outcome tells loader and sink apart by producer id only (dummy-service in both roles)."""
+    from streamforge.orchestration.catalog import parse_catalog
+    from tests.dags.helpers import catalog_data
+
+    dummy = {"component": "dummy-service", "args": ["--exit-after", "1"]}
+    spec = parse_catalog(catalog_data(workers={"loader": dummy, "sink": dummy}), environ={}).get(DAG_1M)
+    plan = make_plan(spec, run_id="manual__1", attempt=1, logical_date=LOGICAL, run_after=NOW,
+                     params=DEFAULT_PARAMS, now=NOW)  # fmt: skip
+    assert plan.producers == {
+        Role.LOADER: f"dummy-service-loader__{plan.h6}",
+        Role.SINK: f"dummy-service-sink__{plan.h6}",
+    }
+    assert len(set(plan.pods.values())) == 2
+    assert {plan.env[role]["TELEMETRY_PRODUCER_ID"] for role in Role} == set(plan.producers.values())
+
+
 def test_each_attempt_is_a_new_identity() -> None:
     first, second = plan_for(attempt=1), plan_for(attempt=2)
     assert first.h6 != second.h6 and first.queue_id != second.queue_id

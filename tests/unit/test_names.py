@@ -51,6 +51,23 @@ def test_every_generated_name_is_legal(symbol: str, data_type: str, day: datetim
     for component in Component:
         assert K8S.match(names.pod_name(component)), names.pod_name(component)
         assert KAFKA.match(names.telemetry_id(component))
+        for role in ("loader", "sink"):  # one component in both roles: the role joins the names
+            assert K8S.match(names.pod_name(component, role)), names.pod_name(component, role)
+            assert KAFKA.match(names.telemetry_id(component, role))
+
+
+def test_one_component_in_both_roles_gets_a_name_per_role() -> None:
+    names = RunNames("BTCUSDT", "api_candles_1m", datetime(2024, 8, 1, tzinfo=UTC), "abc123")
+    usual = names.worker_ids({"loader": Component.LOADER, "sink": Component.ARANGO_CANDLES})
+    assert usual == {
+        "loader": ("loader__abc123", "loader-btcusdt-abc123"),
+        "sink": ("arango-candles__abc123", "arango-candles-btcusdt-abc123"),
+    }
+    shared = names.worker_ids({"loader": Component.DUMMY, "sink": Component.DUMMY})
+    assert shared == {
+        "loader": ("dummy-service-loader__abc123", "dummy-service-loader-btcusdt-abc123"),
+        "sink": ("dummy-service-sink__abc123", "dummy-service-sink-btcusdt-abc123"),
+    }
 
 
 @settings(max_examples=100)

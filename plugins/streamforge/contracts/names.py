@@ -10,6 +10,8 @@ from __future__ import annotations
 import calendar
 import hashlib
 import re
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -255,11 +257,30 @@ class RunNames:
     def dag_id(self) -> str:
         return dag_id(self.symbol, self.data_type)
 
-    def telemetry_id(self, component: Component | str) -> str:
-        return f"{Component(component).value}__{self.h6}"
+    def telemetry_id(self, component: Component | str, role: str | None = None) -> str:
+        """`{component}__{h6}`; `{component}-{role}__{h6}` when a role must be named (see worker_ids)."""
+        return f"{_worker(component, role)}__{self.h6}"
 
-    def pod_name(self, component: Component | str) -> str:
-        return f"{Component(component).value}-{self._sym.replace('_', '-')}-{self.h6}"
+    def pod_name(self, component: Component | str, role: str | None = None) -> str:
+        return _check_k8s_name(f"{_worker(component, role)}-{self._sym.replace('_', '-')}-{self.h6}")
+
+    def worker_ids(self, components: Mapping[str, Component | str]) -> dict[str, tuple[str, str]]:
+        """(telemetry producer id, pod name) per role of `components` (role -> component).
+
+        A component that fills several roles (a test running dummy-service as loader and sink)
+        gets the role in its names: the outcome tells the workers apart by producer id, and two
+        pods of one run cannot share a name.
+        """
+        uses = Counter(Component(c) for c in components.values())
+        result = {}
+        for role, component in components.items():
+            qualifier = str(role) if uses[Component(component)] > 1 else None
+            result[str(role)] = (self.telemetry_id(component, qualifier), self.pod_name(component, qualifier))
+        return result
+
+
+def _worker(component: Component | str, role: str | None) -> str:
+    return Component(component).value + (f"-{role}" if role else "")
 
 
 def collection_name(symbol: str, data_type: str, day: datetime, layout: Layout = Layout.DAILY) -> str:

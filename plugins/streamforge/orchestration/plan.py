@@ -155,7 +155,8 @@ def make_plan(
     )
     created_at = (now - timedelta(seconds=settings.clock_skew_seconds)).astimezone(UTC)
     components = {role: settings.component(role, spec.type).value for role in Role}
-    producers = {role: names.telemetry_id(components[role]) for role in Role}
+    workers = names.worker_ids(components)  # role -> (telemetry producer id, pod name)
+    producers = {role: workers[role][0] for role in Role}
     common = {
         "QUEUE_ID": names.queue_id,
         "SYMBOL": names.symbol,
@@ -206,6 +207,6 @@ def make_plan(
         control_topic=settings.topics.control,
         components=components,
         producers=producers,
-        pods={role: names.pod_name(components[role]) for role in Role},
+        pods={role: workers[role][1] for role in Role},
         env=env,
     )
