@@ -461,18 +461,34 @@ def test_bad_checksum_is_an_error(loader: Loader) -> None:
     assert records == [] and eos == {}
 
 
-@pytest.mark.parametrize("source", ["rest", "archive"])
-def test_a_gap_in_the_source_is_an_error(loader: Loader, source: str) -> None:
+@pytest.mark.parametrize("source", ["rest", "auto"])
+def test_an_exchange_gap_is_loaded_around_and_reported(loader: Loader, source: str) -> None:
     start = 1_577_872_800_000  # 2020-01-01T10:00:00Z
     loader.replay.add_fault("gap", gap_start_ms=start, gap_end_ms=start + 3 * 60_000, symbol="BTCUSDT", interval="1m")
     run = loader.run(loader.env(time_range="2020-01-01/2020-01-02", source=source))
+    assert run.rc == 0, run.explain()
+    assert run.terminal.records_written == 1437
+    gaps = run.terminal.extra["gaps"]
+    assert [(g["first"], g["last"], g["count"], g["unit"]) for g in gaps] == [
+        (start, start + 2 * 60_000, 3, "open_time_ms")
+    ]
+    assert gaps[0]["confirmed_by"] == ("rest_response" if source == "rest" else "rest_range")
+    records, eos = read_topic(loader.broker, run.topic)
+    assert eos == {0: 1437} and len(records) == 1437
+
+
+def test_gaps_fail_names_every_missing_range(loader: Loader) -> None:
+    a, b = 1_577_872_800_000, 1_577_908_800_000  # 10:00 and 20:00
+    for start in (a, b):
+        loader.replay.add_fault("gap", gap_start_ms=start, gap_end_ms=start + 3 * 60_000, symbol="BTCUSDT")
+    run = loader.run(loader.env(time_range="2020-01-01/2020-01-02", GAPS="fail"))
     assert run.rc == 1, run.explain()
     assert run.terminal.error_message == (
-        "gap in source data: 3 candles missing from 2020-01-01T10:00:00Z to 2020-01-01T10:02:00Z (BTCUSDT 1m)"
+        "exchange gaps in BTCUSDT api_candles_1m (GAPS=fail): 2020-01-01 10:00-10:02 UTC (3 candles); "
+        "2020-01-01 20:00-20:02 UTC (3 candles)"
     )
     records, eos = read_topic(loader.broker, run.topic, timeout=5)
     assert eos == {}  # no end-of-stream marker after a failure: the sink cannot finish
-    assert len(records) <= 600
 
 
 # -- stop -------------------------------------------------------------------------------------

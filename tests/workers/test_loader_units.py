@@ -21,7 +21,7 @@ from streamforge.contracts.records import Candle, Trade, candles_from_csv
 from streamforge_workers.loader.archive import ArchiveClient, kline_url
 from streamforge_workers.loader.binance_rest import BinanceRest, WeightLimiter
 from streamforge_workers.loader.hooks import Hooks
-from streamforge_workers.loader.sources import RecordSource, Segment, checked_candles, checked_trades, plan
+from streamforge_workers.loader.sources import Hole, RecordSource, Segment, check_trade_order, grid_walk, plan
 from streamforge_workers.runtime.worker import FatalError, Interrupted
 from streamforge.stack.binance_replay import Catalog
 
@@ -115,24 +115,25 @@ def _candle(open_time: int, interval: str = "1m") -> Candle:
     )
 
 
-def test_candle_gap_names_the_missing_range() -> None:
+def test_grid_walk_reports_holes_in_order() -> None:
     grid = list(INTERVALS["1m"].open_times(JAN1, JAN1 + DAY))
     holey = [_candle(t) for t in grid if not ms("2020-01-01T10:00:00") <= t <= ms("2020-01-01T10:02:00")]
-    with pytest.raises(FatalError) as err:
-        list(checked_candles(holey, INTERVALS["1m"], JAN1, JAN1 + DAY, "BTCUSDT 1m"))
-    assert str(err.value).startswith(
-        "gap in source data: 3 candles missing from 2020-01-01T10:00:00Z to 2020-01-01T10:02:00Z"
-    )
+    items = list(grid_walk(holey, grid, INTERVALS["1m"], "BTCUSDT 1m"))
+    holes = [i for i in items if isinstance(i, Hole)]
+    assert holes == [Hole(ms("2020-01-01T10:00:00"), ms("2020-01-01T10:02:00"), 3)]
+    assert items.index(holes[0]) == 600  # between 09:59 and 10:03
+    assert len(items) == 1440 - 3 + 1
 
 
-def test_candle_tail_gap_duplicate_and_month_grid() -> None:
+def test_grid_walk_tail_hole_duplicate_and_month_grid() -> None:
     grid = list(INTERVALS["1m"].open_times(JAN1, JAN1 + DAY))
-    with pytest.raises(FatalError, match="1 candle missing from 2020-01-01T23:59:00Z to 2020-01-01T23:59:00Z"):
-        list(checked_candles([_candle(t) for t in grid[:-1]], INTERVALS["1m"], JAN1, JAN1 + DAY, "x"))
+    items = list(grid_walk([_candle(t) for t in grid[:-1]], grid, INTERVALS["1m"], "x"))
+    assert items[-1] == Hole(grid[-1], grid[-1], 1)
     with pytest.raises(FatalError, match="duplicate or out-of-order"):
-        list(checked_candles([_candle(grid[0]), _candle(grid[0])], INTERVALS["1m"], JAN1, JAN1 + DAY, "x"))
+        list(grid_walk([_candle(grid[0]), _candle(grid[0])], grid, INTERVALS["1m"], "x"))
     months = [_candle(t, "1M") for t in INTERVALS["1M"].open_times(JAN1, ms("2021-01-01T00:00:00"))]
-    assert len(list(checked_candles(months, INTERVALS["1M"], JAN1, ms("2021-01-01T00:00:00"), "x"))) == 12
+    month_grid = INTERVALS["1M"].open_times(JAN1, ms("2021-01-01T00:00:00"))
+    assert len(list(grid_walk(months, month_grid, INTERVALS["1M"], "x"))) == 12
 
 
 def _trade(trade_id: int, first: int, last: int, ts: int) -> Trade:
@@ -148,13 +149,14 @@ def _trade(trade_id: int, first: int, last: int, ts: int) -> Trade:
     )
 
 
-def test_trade_gaps_are_errors() -> None:
+def test_trade_order_faults() -> None:
     ok = [_trade(10, 100, 101, JAN1), _trade(11, 102, 102, JAN1 + 5), _trade(12, 103, 110, JAN1 + 5)]
-    assert len(list(checked_trades(ok, "x"))) == 3
-    with pytest.raises(FatalError, match=r"gap in source data: 2 aggregate trades missing \(ids 11..12\)"):
-        list(checked_trades([ok[0], _trade(13, 102, 102, JAN1 + 9)], "x"))
-    with pytest.raises(FatalError, match="gap in source data: aggregate trade 11 starts at trade id 105"):
-        list(checked_trades([ok[0], _trade(11, 105, 106, JAN1 + 9)], "x"))
+    check_trade_order(ok[0], ok[1], "x")
+    check_trade_order(ok[0], _trade(13, 150, 150, JAN1 + 9), "x")  # an id hole: classified by the caller
+    with pytest.raises(FatalError, match="broken trade chain: aggregate trade 11 starts at trade id 105"):
+        check_trade_order(ok[0], _trade(11, 105, 106, JAN1 + 9), "x")
+    with pytest.raises(FatalError, match="duplicate or out-of-order x aggregate trade 10 after 11"):
+        check_trade_order(ok[1], ok[0], "x")
 
 
 # -- weight budget ------------------------------------------------------------------------------

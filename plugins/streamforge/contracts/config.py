@@ -27,6 +27,7 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from streamforge.contracts.gaps import GapPolicy
 from streamforge.contracts.names import Component, DataType, InvalidName, Layout, validate_symbol
 
 EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_INTERRUPTED = 0, 1, 2, 3
@@ -232,6 +233,8 @@ class LoaderSettings(RunEnv):
     # Longest Retry-After (429/418) the loader will sit out before failing.
     binance_max_wait_seconds: float = Field(default=300, ge=0)
     batch_size: int = Field(default=1000, gt=0, le=1000)
+    # What an exchange gap does to the run (contracts/gaps.py): record it and succeed, or fail.
+    gaps: GapPolicy = GapPolicy.RECORD
 
     @model_validator(mode="after")
     def _window_fits_the_type(self) -> Self:

@@ -15,13 +15,14 @@ from pathlib import Path
 from typing import Any, NoReturn, cast
 
 from streamforge.contracts.config import LoaderSettings
+from streamforge.contracts.gaps import GapPolicy
 from streamforge.contracts.messages import Status
 from streamforge.contracts.names import Component, DataType
 from streamforge_workers.loader.archive import ArchiveClient
 from streamforge_workers.loader.binance_rest import BinanceRest
 from streamforge_workers.loader.hooks import Hooks
 from streamforge_workers.loader.produce import DataProducer
-from streamforge_workers.loader.sources import RecordSource, iso, plan
+from streamforge_workers.loader.sources import RecordSource, gap_summary, iso, plan
 from streamforge_workers.runtime.worker import FatalError, WorkerContext, run
 
 # Stop flag and progress are looked at every this many records (well under a second).
@@ -102,6 +103,11 @@ def body(ctx: WorkerContext) -> int:
                     ctx.progress(count, f"{count} records, up to {iso(at)}", position=iso(at))
             ctx.check_stop()
             ctx.progress(count)
+            if source.gaps and settings.gaps is GapPolicy.FAIL:
+                raise FatalError(
+                    f"exchange gaps in {settings.symbol} {data_type.name} (GAPS=fail): {gap_summary(source.gaps)}"
+                )
+            ctx.result_extra.update(source.result_extra())
             producer.finish(count, partitions)
             done = True
             elapsed = time.monotonic() - started

@@ -78,6 +78,8 @@ class WorkerContext:
             stop_requested = control.stop_requested if control is not None else threading.Event()
         self.stop_requested = stop_requested
         self.records = 0  # highest cumulative count reported through progress() / the body
+        # Merged into the `finished` event's extra (the loader's exchange gaps and repairs).
+        self.result_extra: dict[str, Any] = {}
         self.signal_name: str | None = None
         self._lock = threading.Lock()
         self._started = time.monotonic()
@@ -339,7 +341,7 @@ class _Lifecycle:
                 Status.FINISHED,
                 f"{self.component} finished: {records} records in {time.monotonic() - started:.1f} s",
                 records_written=records,
-                extra={"duration_s": round(time.monotonic() - started, 3)},
+                extra={"duration_s": round(time.monotonic() - started, 3), **ctx.result_extra},
             )
             return EXIT_OK
         except BaseException as exc:

@@ -329,7 +329,7 @@ class ReplayApp:
         self._known_symbol(symbol)
         if interval not in INTERVAL_MS:
             raise ApiError(-1120, "Invalid interval.")
-        gaps = self.faults.take_gaps(request.url.path, symbol, interval)
+        gaps = self.faults.take_gaps(request.url.path, symbol, interval) + self.faults.outside_listing(symbol)
         rows = await asyncio.to_thread(self.catalog.klines, symbol, interval, start, end, limit, gaps)
         return json_response(rows)
 
@@ -346,7 +346,9 @@ class ReplayApp:
             # Binance: "If both startTime and endTime are sent, time between startTime and endTime must
             # be less than 1 hour"; exactly one hour is accepted in practice.
             raise ApiError(-1127, "More than 1 hours between startTime and endTime.")
-        rows = await asyncio.to_thread(self.catalog.agg_trades, symbol, from_id, start, end, limit)
+        id_gaps = self.faults.take_trade_gaps(request.url.path, symbol)
+        time_gaps = self.faults.outside_listing(symbol)
+        rows = await asyncio.to_thread(self.catalog.agg_trades, symbol, from_id, start, end, limit, time_gaps, id_gaps)
         return json_response(rows)
 
     async def exchange_info(self, request: Request) -> Response:
@@ -393,7 +395,11 @@ class ReplayApp:
             if limit.get("rateLimitType") == "REQUEST_WEIGHT" and limit.get("intervalNum") == 1:
                 limit["limit"] = self.weight_limit or DEFAULT_WEIGHT_LIMIT
         recorded = {s["symbol"]: s for s in info.get("symbols", [])}
-        info["symbols"] = [recorded.get(s) or _synthetic_symbol(s) for s in symbols]
+        info["symbols"] = [copy.deepcopy(recorded.get(s) or _synthetic_symbol(s)) for s in symbols]
+        for entry in info["symbols"]:
+            listing = self.faults.listing(entry["symbol"])
+            if listing is not None and listing.delisted_at_ms is not None and now_ms() >= listing.delisted_at_ms:
+                entry["status"] = listing.symbol_status
         return info
 
     # -- archive (data.binance.vision layout) --------------------------------------------------
@@ -412,13 +418,14 @@ class ReplayApp:
             period = zip_name.removeprefix(prefix).removesuffix(".zip")
             plen = 10 if m["freq"] == "daily" else 7
             if zip_name.startswith(prefix) and zip_name.endswith(".zip") and len(period) == plen:
-                gaps = self.faults.take_gaps(path, symbol, interval)
+                gaps = self.faults.take_gaps(path, symbol, interval) + self.faults.outside_listing(symbol)
                 archive = await asyncio.to_thread(self.catalog.kline_archive, market, symbol, interval, period, gaps)
         elif m["dataset"] == "aggTrades" and not interval and m["freq"] == "daily":
             prefix = f"{symbol}-aggTrades-"
             period = zip_name.removeprefix(prefix).removesuffix(".zip")
             if zip_name.startswith(prefix) and zip_name.endswith(".zip") and len(period) == 10:
-                archive = await asyncio.to_thread(self.catalog.agg_archive, market, symbol, period)
+                time_gaps, id_gaps = self.faults.outside_listing(symbol), self.faults.take_trade_gaps(path, symbol)
+                archive = await asyncio.to_thread(self.catalog.agg_archive, market, symbol, period, time_gaps, id_gaps)
         if archive is None:
             return s3_error("NoSuchKey", "The specified key does not exist.", 404, path.lstrip("/"))
         if not want_checksum:

@@ -363,6 +363,8 @@ class Catalog:
             return None
         rows = [r for d in days for r in self._day_rows(src, d)]
         kept = [r for r in rows if not any(a <= r.open_ms < b for a, b in gaps)]
+        if rows and not kept:
+            return None  # data.binance.vision publishes no file for a period without data
         if src.path.suffix == ".zip" and src.path.name == name and len(kept) == len(rows):
             body = self.file_bytes(src.path)
             checksum = (
@@ -412,16 +414,30 @@ class Catalog:
         return {"a": day.ids[i], "p": p, "q": q, "f": f, "l": l_, "T": day.times[i], "m": m, "M": best}
 
     def agg_trades(
-        self, symbol: str, from_id: int | None, start_ms: int | None, end_ms: int | None, limit: int
+        self,
+        symbol: str,
+        from_id: int | None,
+        start_ms: int | None,
+        end_ms: int | None,
+        limit: int,
+        time_gaps: Sequence[tuple[int, int]] = (),
+        id_gaps: Sequence[tuple[int, int]] = (),
     ) -> list[dict[str, Any]]:
+        """Binance ``/api/v3/aggTrades``; trades in ``time_gaps`` ([start, end) ms) or ``id_gaps``
+        ([first, last] ids) do not exist."""
         series = self._agg_series(symbol)
         out: list[dict[str, Any]] = []
+
+        def dropped(day: AggDay, j: int) -> bool:
+            return any(a <= day.ids[j] <= b for a, b in id_gaps) or any(a <= day.times[j] < b for a, b in time_gaps)
 
         def ascending(first_index: Iterator[tuple[AggDay, int]]) -> list[dict[str, Any]]:
             for day, i in first_index:
                 for j in range(i, len(day.ids)):
                     if end_ms is not None and day.times[j] > end_ms:
                         return out
+                    if dropped(day, j):
+                        continue
                     out.append(self._agg_obj(day, j))
                     if len(out) >= limit:
                         return out
@@ -454,16 +470,40 @@ class Catalog:
             day = self._agg_day(src)
             stop = len(day.ids) if end_ms is None else bisect.bisect_right(day.times, end_ms)
             for j in range(stop - 1, -1, -1):
+                if dropped(day, j):
+                    continue
                 out.append(self._agg_obj(day, j))
                 if len(out) >= limit:
                     return out[::-1]
         return out[::-1]
 
-    def agg_archive(self, market: str, symbol: str, period: str) -> Archive | None:
+    def agg_archive(
+        self,
+        market: str,
+        symbol: str,
+        period: str,
+        time_gaps: Sequence[tuple[int, int]] = (),
+        id_gaps: Sequence[tuple[int, int]] = (),
+    ) -> Archive | None:
         src = self.agg_days.get((market, symbol, period))
         if src is None:
             return None
         name = f"{symbol}-aggTrades-{period}.zip"
+        if time_gaps or id_gaps:  # re-synthesise the zip without the dropped rows
+            day = self._agg_day(src)
+            lines = self._lines(src)
+            kept = [
+                line
+                for j, line in enumerate(lines)
+                if not any(a <= day.ids[j] <= b for a, b in id_gaps)
+                and not any(a <= day.times[j] < b for a, b in time_gaps)
+            ]
+            if len(kept) != len(lines):
+                if not kept:
+                    return None
+                when = datetime.fromisoformat(period) + timedelta(days=1)
+                body = build_zip(name[:-4] + ".csv", b"".join(kept), when)
+                return Archive(name, body, checksum_text(hashlib.sha256(body).hexdigest(), name))
         body = self.file_bytes(src.path)
         checksum = (
             self.file_bytes(src.checksum_path)

@@ -19,6 +19,15 @@ Kinds (aliases in brackets):
 * ``gap``: klines whose open time is in ``[gap_start_ms, gap_end_ms)`` are dropped,
   on REST and in the archive zips (whose ``.CHECKSUM`` then matches the gapped zip,
   as a hole in the source data would). Times are always milliseconds.
+  ``path_prefix="/"`` (default): an exchange gap, missing in both sources;
+  ``path_prefix="/data/"``: an incomplete archive, REST still has the rows.
+* ``trade_gap``: aggregate trades with id in ``[first_id, last_id]`` are dropped, on REST
+  (``/api/v3/aggTrades``) and in the aggTrades zips, as ``path_prefix`` selects.
+* ``listing``: ``symbol`` was listed at ``listed_at_ms`` (its first candle / trade) and, with
+  ``delisted_at_ms``, stopped trading then (exchangeInfo ``status`` becomes ``symbol_status``,
+  default ``BREAK``): nothing outside that span exists on REST or in the archive, and a day's
+  archive file without any row left is not published (HTTP 404).
+A zip left without any row by ``gap``/``trade_gap``/``listing`` is answered with 404.
 
 Messages below are the verbatim templates of binance-spot-api-docs ``errors.md``
 (see ``shared/data/binance/errors/spot-error-codes.from-docs.json``), ``%s`` filled in.
@@ -33,7 +42,9 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-FaultKind = Literal["rate_limit", "ip_ban", "server_error", "delay", "truncate", "bad_checksum", "gap"]
+FaultKind = Literal[
+    "rate_limit", "ip_ban", "server_error", "delay", "truncate", "bad_checksum", "gap", "trade_gap", "listing"
+]
 
 _KIND_ALIASES = {
     "429": "rate_limit",
@@ -90,6 +101,13 @@ class Fault(BaseModel):
     gap_end_ms: int | None = None
     symbol: str | None = None
     interval: str | None = None
+    # trade_gap (inclusive aggregate trade ids)
+    first_id: int | None = Field(default=None, ge=0)
+    last_id: int | None = Field(default=None, ge=0)
+    # listing
+    listed_at_ms: int | None = None
+    delisted_at_ms: int | None = None
+    symbol_status: str = "BREAK"
     # bookkeeping (filled by FaultState)
     id: str | None = None
     remaining: int | None = None
@@ -117,6 +135,16 @@ class Fault(BaseModel):
                 raise ValueError("server_error status must be 5xx")
         if self.kind == "gap" and (self.gap_start_ms is None or self.gap_end_ms is None):
             raise ValueError("gap needs gap_start_ms and gap_end_ms (open_time, ms, end exclusive)")
+        if self.kind == "trade_gap" and (self.first_id is None or self.last_id is None or self.last_id < self.first_id):
+            raise ValueError("trade_gap needs first_id <= last_id (aggregate trade ids, inclusive)")
+        if self.kind == "listing" and (self.symbol is None or self.listed_at_ms is None):
+            raise ValueError("listing needs symbol and listed_at_ms (first open time, ms)")
+        if (
+            self.delisted_at_ms is not None
+            and self.listed_at_ms is not None
+            and self.delisted_at_ms <= self.listed_at_ms
+        ):
+            raise ValueError("delisted_at_ms must be after listed_at_ms")
         if self.kind == "delay" and self.delay_seconds <= 0:
             raise ValueError("delay needs delay_seconds > 0")
         return self
@@ -217,6 +245,37 @@ class FaultState:
                     self._consume(rule)
                     out.append((rule.gap_start_ms, rule.gap_end_ms))
         return out
+
+    def take_trade_gaps(self, path: str, symbol: str) -> list[tuple[int, int]]:
+        """Consume every trade_gap rule matching the request; return ``[(first_id, last_id), ...]``."""
+        out = []
+        with self._lock:
+            for rule in list(self._rules):
+                if rule.kind == "trade_gap" and path.startswith(rule.path_prefix) and rule.symbol in (None, symbol):
+                    self._consume(rule)
+                    assert rule.first_id is not None and rule.last_id is not None
+                    out.append((rule.first_id, rule.last_id))
+        return out
+
+    def listing(self, symbol: str) -> Fault | None:
+        """The listing rule of ``symbol`` (not consumed: a listing is a fact, not an event)."""
+        with self._lock:
+            for rule in self._rules:
+                if rule.kind == "listing" and rule.symbol == symbol:
+                    rule.hits += 1
+                    return rule.model_copy()
+        return None
+
+    def outside_listing(self, symbol: str) -> list[tuple[int, int]]:
+        """Time ranges ``[start, end)`` the listing rule of ``symbol`` says hold no data."""
+        rule = self.listing(symbol)
+        if rule is None:
+            return []
+        assert rule.listed_at_ms is not None
+        spans = [(0, rule.listed_at_ms)]
+        if rule.delisted_at_ms is not None:
+            spans.append((rule.delisted_at_ms, 2**62))
+        return spans
 
     # -- statistics ----------------------------------------------------------------------------
     def reset_stats(self) -> None:
