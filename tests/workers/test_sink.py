@@ -384,6 +384,24 @@ def test_malformed_record_fails_at_its_offset(kafka_broker, kafka_topic, arango_
     assert sorted(dump(arango_db, collection)) == sorted(c.key for c in candles[:10])
 
 
+def test_error_event_counts_every_record_stored_before_a_bad_one(
+    kafka_broker, kafka_topic, arango_db, make_sink
+) -> None:
+    """Batches of 7 store 14 records before the bad one at offset 20 is read; the 6 between are
+    stored when the sink refuses it, and its `error` event must say 20, not the last batch's 14."""
+    candles = day_candles()[:30]
+    topic = kafka_topic()
+    produce(kafka_broker, topic, [*candles[:20], b"not json", *candles[21:]], eos=30)
+    collection = "btcusdt_api_candles_1m_2020_01_01"
+
+    sink = make_sink(topic, collection, batch_size="7")
+    assert sink.run() == 1, sink.log_tail()
+    event = sink.terminal()
+    assert event.status is Status.ERROR and "offset 20" in (event.error_message or "")
+    assert event.records_written == 20
+    assert len(dump(arango_db, collection)) == 20
+
+
 def test_arango_unreachable_retries_then_fails(kafka_broker, kafka_topic, make_sink) -> None:
     topic = kafka_topic()
     produce(kafka_broker, topic, day_candles()[:5])

@@ -197,6 +197,7 @@ class SinkEngine:
             self._flush(ledger)
         except FatalError as exc:
             message += f" (writing the records before it failed too: {exc})"
+        self._ctx.count(ledger.written)  # the `error` event reports exactly what is stored
         raise FatalError(message)
 
     def _kafka_error(self, err: KafkaError) -> None:
