@@ -12,6 +12,8 @@ from arango.response import Response
 from confluent_kafka import OFFSET_BEGINNING, TopicPartition
 
 from streamforge.contracts.config import SinkSettings
+from streamforge.contracts.record_codec import RecordCodec
+from streamforge.contracts.records import candles_from_csv
 from streamforge_workers.runtime.worker import Interrupted
 from streamforge_workers.sink.arango_writer import (
     ArangoUnavailable,
@@ -22,6 +24,11 @@ from streamforge_workers.sink.arango_writer import (
 from streamforge_workers.sink.ledger import Ledger, LedgerError, parse_metadata
 
 LOG = logging.getLogger("test")
+# Two real BTCUSDT 1m candles of 2020-01-01 (data.binance.vision spot archive rows).
+CANDLE_ROWS = [
+    "1577836800000,7195.24,7196.25,7183.14,7186.68,51.642812,1577836859999,371233.51835535,493,19.59823,140888.41428273,0",
+    "1577836860000,7187.67,7188.06,7182.2,7184.03,7.248148,1577836919999,52080.1277878,135,2.031772,14599.21192429,0",
+]
 TOPIC = "wf-x-data"
 
 
@@ -196,29 +203,36 @@ def test_transient_classification(error: BaseException, transient: bool) -> None
     assert is_transient(error) is transient
 
 
-class FakeCollection:
-    """insert_many answering with per-document results, as python-arango returns them."""
-
-    def __init__(self, *answers: list[object]) -> None:
-        self.answers = list(answers)
-        self.calls = 0
-
-    def insert_many(self, docs: list[dict], **kwargs: object) -> list[object]:
-        assert kwargs == {"overwrite_mode": "replace", "silent": False}
-        self.calls += 1
-        return self.answers.pop(0)
-
-
-def test_per_document_errors_fail_the_batch() -> None:
-    w = writer([])
-    w._collection = FakeCollection([{"_key": "a"}, server_error(400, 1221, "illegal document key")])
-    with pytest.raises(ArangoWriteError, match=r"1 document\(s\) .* _key 'b': \[ERR 1221\] illegal document key"):
-        w.write([{"_key": "a"}, {"_key": "b"}])
+def real_writer(arango_endpoint, arango_db, collection: str) -> ArangoWriter:
+    w = writer(
+        [],
+        arango_url=arango_endpoint.url,
+        arango_db=arango_db.name,
+        arango_user=arango_endpoint.username,
+        arango_password=arango_endpoint.password,
+        collection_name=collection,
+    )
+    w.setup()
+    return w
 
 
-def test_conflicting_documents_retry_the_whole_batch() -> None:
-    sleeps: list[float] = []
-    w = writer(sleeps)
-    w._collection = fake = FakeCollection([{"_key": "a"}, server_error(409, 1200)], [{"_key": "a"}, {"_key": "b"}])
-    w.write([{"_key": "a"}, {"_key": "b"}])
-    assert (fake.calls, sleeps) == (2, [1.0])
+def test_batches_replace_on_key_and_store_the_contract_documents(arango_endpoint, arango_db) -> None:
+    codec = RecordCodec("candles", "BTCUSDT", "1m", "api_candles_1m")
+    candles = list(candles_from_csv("BTCUSDT", "1m", CANDLE_ROWS))
+    w = real_writer(arango_endpoint, arango_db, "c")
+    w.write([codec.decode(c.to_bytes()) for c in candles])
+    w.write([codec.decode(c.to_bytes()) for c in candles[:2]])  # a replayed batch: same documents
+    stored = {d["_key"]: d for d in arango_db.collection("c").all()}
+    assert {k: {f: v for f, v in d.items() if f not in ("_id", "_rev")} for k, d in stored.items()} == {
+        c.key: c.to_document() for c in candles
+    }
+
+
+def test_a_refused_document_fails_the_whole_batch(arango_endpoint, arango_db) -> None:
+    codec = RecordCodec("candles", "BTCUSDT", "1m", "api_candles_1m")
+    good, bad = (codec.decode(c.to_bytes()) for c in candles_from_csv("BTCUSDT", "1m", CANDLE_ROWS[:2]))
+    bad.key = "not a valid key/"
+    w = real_writer(arango_endpoint, arango_db, "c")
+    with pytest.raises(ArangoWriteError, match="illegal document key"):
+        w.write([good, bad])
+    assert arango_db.collection("c").count() == 0  # all or nothing: a retry or replay writes it again

@@ -17,12 +17,14 @@ from typing import Any, TypeVar
 import requests
 from arango import ArangoClient
 from arango.collection import StandardCollection
-from arango.exceptions import ArangoServerError
+from arango.exceptions import ArangoServerError, DocumentInsertError
 from arango.http import DefaultHTTPClient
+from arango.request import Request
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
 from streamforge.contracts.config import SinkSettings
 from streamforge.contracts.names import Layout
+from streamforge.contracts.record_codec import Document, import_body
 from streamforge_workers.runtime.worker import FatalError, Interrupted
 from streamforge_workers.sink.metrics import ARANGO_RETRIES
 
@@ -43,24 +45,14 @@ class ArangoWriteError(FatalError):
     """ArangoDB refused the request or some documents of a batch (not worth retrying)."""
 
 
-class _DocumentErrors(Exception):
-    """Some documents of a batch failed; transient ones make the whole batch retry."""
-
-    def __init__(self, failures: list[tuple[str, ArangoServerError]]) -> None:
-        key, first = failures[0]
-        super().__init__(
-            f"{len(failures)} document(s) of the batch were not written; first: _key {key!r}: "
-            f"[ERR {first.error_code}] {first.error_message}"
-        )
-        self.transient = all(err.error_code in _TRANSIENT_ERROR_NUMS for _, err in failures)
+class _IncompleteImport(ArangoWriteError):
+    """The import answered success but did not store every document (never retried)."""
 
 
 def is_transient(exc: BaseException) -> bool:
     if isinstance(exc, requests.RequestException | ConnectionError):
         # ConnectionError covers python-arango's ConnectionAbortedError ("Can't connect to host(s)").
         return True
-    if isinstance(exc, _DocumentErrors):
-        return exc.transient
     if isinstance(exc, ArangoServerError):
         return exc.http_code in (408, 429) or exc.http_code >= 500 or exc.error_code in _TRANSIENT_ERROR_NUMS
     return False
@@ -122,21 +114,41 @@ class ArangoWriter:
             if exc.error_code != _ERR_DUPLICATE_NAME:  # created meanwhile by someone else: fine
                 raise
 
-    def write(self, docs: list[dict[str, Any]]) -> None:
+    def write(self, docs: list[Document]) -> None:
         """Insert-or-replace every document; returns only if ALL of them are stored."""
         if docs:
-            self._call(f"write {len(docs)} documents", lambda: self._insert(docs))
+            # Encoded once, outside the retries: the body is the same for every attempt.
+            body = import_body(docs).decode("ascii")  # keys and fields are ASCII by the contract
+            self._call(f"write {len(docs)} documents", lambda: self._import(body, len(docs)))
 
-    def _insert(self, docs: list[dict[str, Any]]) -> None:
-        results = self._collection.insert_many(docs, overwrite_mode="replace", silent=False)
-        # python-arango reports per-document failures as exception objects inside the list.
-        failures = [
-            (doc.get("_key", "?"), result)
-            for doc, result in zip(docs, results, strict=True)
-            if isinstance(result, ArangoServerError)
-        ]
-        if failures:
-            raise _DocumentErrors(failures)
+    def _import(self, body: str, count: int) -> None:
+        """One bulk import, all or nothing (`complete`): a failing document fails the whole request,
+        so a retry or a replay after a crash writes the same batch again (replace on `_key`)."""
+        request = Request(
+            method="post",
+            endpoint="/_api/import",
+            params={
+                "collection": self._settings.collection_name,
+                "type": "documents",
+                "onDuplicate": "replace",
+                "complete": True,
+                "details": True,
+            },
+            data=body,
+            write=self._settings.collection_name,
+        )
+        response = self._db.request(request)
+        if not response.is_success:
+            raise DocumentInsertError(response, request)
+        result: dict[str, Any] = response.body
+        stored = int(result.get("created", 0)) + int(result.get("updated", 0))
+        if result.get("errors") or stored != count:
+            details = result.get("details") or []
+            raise _IncompleteImport(
+                f"ArangoDB at {self._settings.arango_url}: the import into {self._settings.collection_name} "
+                f"stored {stored} of {count} documents ({result.get('errors')} errors)"
+                + (f"; first: {details[0]}" if details else "")
+            )
 
     def close(self) -> None:
         self._client.close()

@@ -21,7 +21,8 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from pydantic import ValidationError
 
 from streamforge.contracts.config import SinkSettings
-from streamforge.contracts.records import Candle, EndOfStream, RecordError, Trade, is_eos, record_model
+from streamforge.contracts.record_codec import Document, RecordCodec
+from streamforge.contracts.records import EndOfStream, RecordError, is_eos
 from streamforge_workers.runtime.worker import FatalError, WorkerContext
 from streamforge_workers.sink.ledger import Ledger, LedgerError
 from streamforge_workers.sink.metrics import BATCH_SECONDS, BATCHES, RECORDS_WRITTEN, register
@@ -52,7 +53,7 @@ _FATAL_KAFKA_CODES = {
 
 class Writer(Protocol):
     def setup(self) -> None: ...
-    def write(self, docs: list[dict[str, Any]]) -> None: ...
+    def write(self, docs: list[Document]) -> None: ...
 
 
 def consumer_config(settings: SinkSettings) -> dict[str, Any]:
@@ -84,9 +85,9 @@ class SinkEngine:
         self._consumer = consumer
         self._topic = settings.kafka_topic
         self._component = settings.component.value
-        self._model = record_model(settings.data_type.kind.value)
-        self._interval = settings.data_type.interval.code if settings.data_type.interval else None
-        self._batch: list[dict[str, Any]] = []
+        interval = settings.data_type.interval.code if settings.data_type.interval else None
+        self._decode = RecordCodec(settings.data_type.kind.value, settings.symbol, interval, settings.type).decode
+        self._batch: list[Document] = []
         self._batch_started: float | None = None
         self._latency_s = settings.batch_max_latency_ms / 1000
         self._warned_after_eos: set[int] = set()
@@ -173,21 +174,14 @@ class SinkEngine:
             self._consumer.pause([TopicPartition(self._topic, partition)])
             return
         try:
-            record = self._model.from_bytes(value)
-            self._check_stream(record)
+            # The contract's checks, including "this record belongs to this topic's stream".
+            doc = self._decode(value)
         except RecordError as exc:
             self._refuse(msg, ledger, str(exc))
         if self._batch_started is None:
             self._batch_started = time.monotonic()
-        self._batch.append(record.to_document())
+        self._batch.append(doc)
         ledger.add_record(partition, offset)
-
-    def _check_stream(self, record: Candle | Trade) -> None:
-        """A valid record of another symbol/interval would land in the wrong collection."""
-        if record.symbol != self._settings.symbol:
-            raise RecordError(f"record of symbol {record.symbol!r} on the topic of {self._settings.symbol}")
-        if isinstance(record, Candle) and record.interval != self._interval:
-            raise RecordError(f"{record.interval} candle on the topic of {self._settings.type}")
 
     def _refuse(self, msg: Message, ledger: Ledger, reason: str) -> NoReturn:
         """Fail on a bad record: store and commit what came before it, never anything past it."""
