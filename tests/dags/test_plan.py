@@ -49,7 +49,7 @@ def test_names_of_a_run() -> None:
     assert plan.pods[Role.SINK] == f"arango-candles-btcusdt-{plan.h6}"
     assert plan.created_at == NOW - timedelta(seconds=30)
     assert plan.deadline == NOW + timedelta(minutes=60)
-    assert plan.replication_factor == 3 and plan.partitions == 1
+    assert plan.replication_factor is None and plan.partitions == 1  # None: the broker's default
 
 
 def test_one_component_in_both_roles_gets_distinct_producer_ids() -> None:

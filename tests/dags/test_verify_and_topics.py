@@ -96,11 +96,13 @@ def kafka_conn(kafka_broker, monkeypatch: pytest.MonkeyPatch) -> str:  # type: i
 def test_topic_lifecycle_is_idempotent(kafka_broker: Any, kafka_conn: str) -> None:
     from streamforge.orchestration.kafka_ops import TopicError, create_data_topic, delete_data_topic
 
-    plan = plan_for("api_candles_1m", run_id=f"topics-{uuid.uuid4().hex}").model_copy(update={"replication_factor": 1})
+    plan = plan_for("api_candles_1m", run_id=f"topics-{uuid.uuid4().hex}")
+    assert plan.replication_factor is None  # the catalog leaves it to the broker's default (1 here)
     create_data_topic(kafka_conn, plan)
     create_data_topic(kafka_conn, plan)  # a retry
     topics = kafka_broker.admin().list_topics(timeout=10).topics
     assert len(topics[plan.data_topic].partitions) == 2
+    assert all(len(p.replicas) == 1 for p in topics[plan.data_topic].partitions.values())
     with pytest.raises(TopicError, match="exists with 2 partitions, not 3"):
         create_data_topic(kafka_conn, plan.model_copy(update={"partitions": 3}))
     assert delete_data_topic(kafka_conn, plan) is True

@@ -25,6 +25,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from streamforge.contracts.config import DataTypeName, LoaderSource, Symbol
+from streamforge.contracts.gaps import GapPolicy
 from streamforge.contracts.names import Component, DataType, Layout, dag_id
 
 CATALOG_ENV = "STREAMFORGE_CATALOG"
@@ -151,7 +152,9 @@ class Topics(_Strict):
     events: str = Field(default="queue-events", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     control: str = Field(default="queue-control", pattern=r"^[A-Za-z0-9._-]{1,249}$")
     data_partitions: int = Field(default=1, ge=1, le=64)
-    data_replication_factor: int = Field(default=3, ge=1, le=7)
+    # None: the broker's default.replication.factor (Kafka's CreateTopics with -1), so one
+    # catalog works on a one-broker compose stack and on a production cluster alike.
+    data_replication_factor: int | None = Field(default=None, ge=1, le=7)
 
 
 class Binance(_Strict):
@@ -161,6 +164,8 @@ class Binance(_Strict):
 
 class RunDefaults(_Strict):
     source: LoaderSource = LoaderSource.AUTO
+    # An exchange gap (contracts/gaps.py): record it and succeed, or fail the run naming it.
+    gaps: GapPolicy = GapPolicy.RECORD
     batch_size: int = Field(default=1000, gt=0, le=1000)
     timeout_minutes: int = Field(default=60, gt=0)
     # Upper bound of the `timeout_minutes` param (and the backstop timeout of worker tasks).

@@ -35,17 +35,17 @@ def create_data_topic(kafka_config_id: str, plan: RunPlan) -> None:
     topic = NewTopic(
         plan.data_topic,
         num_partitions=plan.partitions,
-        replication_factor=plan.replication_factor,
+        replication_factor=-1 if plan.replication_factor is None else plan.replication_factor,
         config={"retention.ms": DATA_RETENTION_MS},
     )
     future = admin.create_topics([topic], operation_timeout=ADMIN_TIMEOUT, request_timeout=ADMIN_TIMEOUT)
     try:
         future[plan.data_topic].result()
         log.info(
-            "created topic %s (%d partitions, replication %d)",
+            "created topic %s (%d partitions, replication %s)",
             plan.data_topic,
             plan.partitions,
-            plan.replication_factor,
+            plan.replication_factor or "the broker's default",
         )
     except KafkaException as exc:
         if exc.args[0].code() != KafkaError.TOPIC_ALREADY_EXISTS:

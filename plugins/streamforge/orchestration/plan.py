@@ -15,6 +15,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamforge.contracts.config import LoaderSource
+from streamforge.contracts.gaps import GapPolicy
 from streamforge.contracts.names import Layout, RunNames, h6
 from streamforge.orchestration.catalog import DagSpec, Role
 from streamforge.orchestration.window import WindowError, default_window, resolve_window
@@ -36,6 +37,7 @@ ROLE_ENV_KEYS: dict[Role, tuple[str, ...]] = {
         "BATCH_SIZE",
         "BINANCE_API_URL",
         "BINANCE_ARCHIVE_URL",
+        "GAPS",
     ),
     Role.SINK: (
         "QUEUE_ID",
@@ -64,6 +66,7 @@ class RunParams(BaseModel):
     start: str | None = None
     end: str | None = None
     source: LoaderSource
+    gaps: GapPolicy = GapPolicy.RECORD
     batch_size: int = Field(gt=0, le=1000)
     partitions: int = Field(ge=1, le=64)
     timeout_minutes: int = Field(gt=0)
@@ -90,9 +93,10 @@ class RunPlan(BaseModel):
     created_at: datetime
     deadline: datetime
     source: LoaderSource
+    gaps: GapPolicy = GapPolicy.RECORD
     batch_size: int
     partitions: int
-    replication_factor: int
+    replication_factor: int | None  # None: the broker's default
     timeout_minutes: int
     events_topic: str
     control_topic: str
@@ -100,6 +104,9 @@ class RunPlan(BaseModel):
     producers: dict[Role, str]
     pods: dict[Role, str]
     env: dict[Role, dict[str, str]]
+    # Listing boundary (orchestration/listing.py): skip the window, or a note on where it starts.
+    skip_reason: str | None = None
+    listing_note: str | None = None
 
     @property
     def created_at_ms(self) -> int:
@@ -113,6 +120,18 @@ class RunPlan(BaseModel):
         if not value:
             raise PlanError("no plan: the `plan` task has not produced one for this run attempt")
         return cls.model_validate(dict(value))
+
+
+def with_listing(plan: RunPlan, start_ms: int, skip_reason: str | None, note: str | None) -> RunPlan:
+    """The plan after the listing boundary: skipped, or loading from `start_ms` (names unchanged)."""
+    if skip_reason is not None:
+        return plan.model_copy(update={"skip_reason": skip_reason})
+    start = datetime.fromtimestamp(start_ms / 1000, UTC)
+    if start <= plan.window_start:
+        return plan
+    time_range = f"{_iso(start)}/{_iso(plan.window_end)}"
+    env = {role: {**values, "TIME_RANGE": time_range} for role, values in plan.env.items()}
+    return plan.model_copy(update={"window_start": start, "time_range": time_range, "env": env, "listing_note": note})
 
 
 def _iso(value: datetime) -> str:
@@ -171,6 +190,7 @@ def make_plan(
         | {
             "TELEMETRY_PRODUCER_ID": producers[Role.LOADER],
             "LOADER_SOURCE": p.source.value,
+            "GAPS": p.gaps.value,
             "BINANCE_API_URL": binance_api_url or settings.binance.api_url,
             "BINANCE_ARCHIVE_URL": binance_archive_url or settings.binance.archive_url,
         },
@@ -199,6 +219,7 @@ def make_plan(
         created_at=created_at,
         deadline=now + timedelta(minutes=p.timeout_minutes),
         source=p.source,
+        gaps=p.gaps,
         batch_size=p.batch_size,
         partitions=p.partitions,
         replication_factor=settings.topics.data_replication_factor,

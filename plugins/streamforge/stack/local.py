@@ -45,17 +45,17 @@ ARANGO_DATABASE = "streamforge"
 KAFKA_CONN_ID = "streamforge_kafka"
 ARANGO_CONN_ID = "streamforge_arango"
 
-# What differs on one machine: a single broker (replication 1) and no alert targets (their
-# connections do not exist here). The sensor settings stay the catalog's: the local runner's
+# What differs on one machine: no alert targets (their connections do not exist here; data
+# topics take the broker's default replication, 1 on our single broker). The sensor settings stay the catalog's: the local runner's
 # tasks are reschedule-mode sensors, and Airflow 3.3 fails such a sensor when the executor's
 # success for one poke reaches the scheduler after the next poke started (apache/airflow#71172);
 # the default 10 s poke interval keeps that window wide enough on a loaded 2-core machine.
 LOCAL_CATALOG_DEFAULTS: dict[str, Any] = {
     "runner": "local",
-    "topics": {"data_replication_factor": 1},
     "alerts": {"targets": []},
 }
 TERMINAL_RUN_STATES = frozenset({"success", "failed"})
+KUBERNETES_CONN_ID = "streamforge_kubernetes"
 
 
 @dataclass(frozen=True)
@@ -162,6 +162,10 @@ class LocalStack:
     `persistent`: keep Kafka's data, the Airflow metadata DB and the ArangoDB-compatible server's
     documents under `home`, so a later stack on the same `home` continues where this one stopped
     (`streamforge up --state-dir`).
+    `runner="kubernetes"`: workers run as pods on a real Kubernetes API server (`kube`, a started
+    streamforge.stack.kube ControlPlane with a process-backed node, or one started here) with
+    helm-values/ applied to it; tasks (scheduler) and triggerer authenticate as the Airflow
+    ServiceAccounts of helm-values/k8s/rbac.yaml through connection `streamforge_kubernetes`.
     """
 
     def __init__(
@@ -180,6 +184,8 @@ class LocalStack:
         extra_env: Mapping[str, str] | None = None,
         log: Callable[[str], None] = lambda _line: None,
         persistent: bool = False,
+        runner: str = "local",
+        kube: Any | None = None,
     ) -> None:
         self.live = live
         self.kafka = kafka
@@ -194,6 +200,9 @@ class LocalStack:
         self.extra_env = dict(extra_env or {})
         self.log = log
         self.persistent = persistent
+        self.runner = runner
+        self.kube = kube
+        self.kube_configs: dict[str, Path] = {}  # Airflow component -> its ServiceAccount kubeconfig
         self.airflow: AirflowStack | None = None
         self.timings: dict[str, float] = {}
         self._owned: list[Callable[[], None]] = []
@@ -217,6 +226,8 @@ class LocalStack:
             if not self.live:
                 self._step("binance", self._start_binance)
             self._step("postgres", self._start_postgres)
+            if self.runner == "kubernetes":
+                self._step("kube", self._start_kube)
             self._step("airflow", self._start_airflow)
         except BaseException:
             self.stop()
@@ -257,6 +268,25 @@ class LocalStack:
             self.postgres = PostgresCluster(directory=self._kept("postgres")).start()
             self._owned.append(self.postgres.stop)
 
+    def _start_kube(self) -> None:
+        from streamforge.stack.kube import ControlPlane
+        from streamforge.stack.kube.deploy import AIRFLOW_TRIGGERER_SA, AIRFLOW_WORKER_SA, apply_project
+
+        if self.kube is None:
+            self.kube = ControlPlane(home=self.home / "kube", log=self.log).start()
+            self._owned.append(self.kube.stop)
+            self.kube.add_node()
+        assert self.kafka is not None and self.arango is not None
+        apply_project(self.kube, kafka=self.kafka, arango=self.arango)
+        self.kube_configs = {"scheduler": self.kube.service_account_kubeconfig(*AIRFLOW_WORKER_SA),
+                             "triggerer": self.kube.service_account_kubeconfig(*AIRFLOW_TRIGGERER_SA)}  # fmt: skip
+
+    def component_env(self) -> dict[str, dict[str, str]]:
+        """The Kubernetes connection per component: the same id, each its own ServiceAccount token."""
+        conn = f"AIRFLOW_CONN_{KUBERNETES_CONN_ID.upper()}"
+        return {component: {conn: json.dumps({"conn_type": "kubernetes", "extra": {"kube_config_path": str(path)}})}
+                for component, path in self.kube_configs.items()}  # fmt: skip
+
     def _start_airflow(self) -> None:
         assert self.postgres is not None
         if self.persistent:
@@ -269,7 +299,7 @@ class LocalStack:
         self.airflow_db_url = url
         (self.home / "airflow").mkdir(parents=True, exist_ok=True)
         self.airflow = AirflowStack(url, extra_env=self.airflow_env(), parallelism=self.parallelism,
-                                    home=self.home / "airflow")  # fmt: skip
+                                    home=self.home / "airflow", component_env=self.component_env())  # fmt: skip
         self._owned.append(self.airflow.stop)
         self.airflow.start()
         self._warm_up()
@@ -332,11 +362,17 @@ class LocalStack:
 
     def airflow_env(self) -> dict[str, str]:
         assert self.arango is not None
-        write_local_catalog(self.catalog_path, self.catalog_overrides)
+        overrides = self.catalog_overrides
+        if self.runner == "kubernetes":
+            from streamforge.orchestration.catalog import deep_merge
+
+            kube = {"runner": "kubernetes", "kubernetes": {"kubernetes_conn_id": KUBERNETES_CONN_ID}}
+            overrides = deep_merge(kube, overrides)
+        write_local_catalog(self.catalog_path, overrides)
         env = {
             f"AIRFLOW_CONN_{KAFKA_CONN_ID.upper()}": json.dumps(self.kafka_connection()),
             f"AIRFLOW_CONN_{ARANGO_CONN_ID.upper()}": json.dumps(self.arango.connection()),
-            "STREAMFORGE_RUNNER": "local",
+            "STREAMFORGE_RUNNER": self.runner,
             "STREAMFORGE_CATALOG": str(self.catalog_path),
             # Worker process state (keyed by queue id, which repeats for the same run id on a
             # fresh metadata DB): one directory per stack, never the shared temp default.

@@ -56,6 +56,11 @@ class PostgresCluster:
         if self._run_as:
             entry = pwd.getpwnam(self._run_as)
             os.chown(self._dir, entry.pw_uid, entry.pw_gid)
+            if subprocess.run(self._cmd("test", "-w", str(self._dir)), check=False).returncode != 0:
+                raise RuntimeError(
+                    f"PostgreSQL runs as the {self._run_as!r} account (initdb refuses root), which cannot "
+                    f"reach {self._dir}: choose a folder whose parents it may enter (e.g. under /var/tmp)"
+                )
         if not (self._data / "PG_VERSION").exists():
             subprocess.run(
                 self._cmd(_pg_bin("initdb"), "-D", str(self._data), "-A", "trust", "-U", self.user, "-E", "UTF8"),
