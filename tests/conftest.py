@@ -17,4 +17,5 @@ pytest_plugins = [
     "tests.fixtures.binance",
     "tests.fixtures.postgres",
     "tests.fixtures.airflow",
+    "tests.fixtures.kube",
 ]

@@ -55,8 +55,12 @@ class AirflowStack:
         dags_folder: Path = REPO_ROOT / "dags",
         parallelism: int = 8,
         home: Path | None = None,
+        component_env: Mapping[str, Mapping[str, str]] | None = None,
     ) -> None:
+        """`component_env`: extra env of one component only (e.g. the scheduler, whose
+        LocalExecutor runs the tasks, and the triggerer each get their own Kubernetes identity)."""
         self.home = home or Path(tempfile.mkdtemp(prefix="sf-airflow-"))
+        self.component_env = {name: dict(env) for name, env in (component_env or {}).items()}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.username = "admin"
@@ -113,7 +117,7 @@ class AirflowStack:
             log = (self.home / f"{component}.log").open("wb")
             self._procs[component] = subprocess.Popen(
                 [sys.executable, "-m", "airflow", component],
-                env=self.env,
+                env=self.env | self.component_env.get(component, {}),
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
