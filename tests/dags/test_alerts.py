@@ -13,13 +13,17 @@ from typing import Any
 import pytest
 
 from streamforge.orchestration import alerts
+from streamforge.orchestration.outcome import Outcome, Reason
+from streamforge.orchestration.tasks import root_cause
 from tests.dags.e2e import WebhookReceiver
 
 ALERT = alerts.Alert(
     dag_id="streamforge__btcusdt__api_candles_1m",
     run_id="manual__1",
     task="run_sink",
-    failed_tasks=["run_sink", "await_outcome"],
+    cause="its sink reported `error` (arango-candles__abc123)",
+    failed_tasks=["await_outcome"],
+    task_states={"plan": "success", "run_sink": "running", "await_outcome": "failed", "verify": None},
     queue_id="wf-btcusdt-api_candles_1m-20240801-abc123",
     error="arango-candles (arango-candles__abc123) reported an error: disk full",
     log_url="http://airflow/dags/d/runs/manual__1/tasks/run_sink",
@@ -68,9 +72,34 @@ def _http_conn(monkeypatch: pytest.MonkeyPatch, conn_id: str, url: str) -> None:
 
 def test_alert_text_carries_what_an_operator_needs() -> None:
     text = ALERT.text
-    for part in (ALERT.dag_id, ALERT.run_id, "run_sink, await_outcome", ALERT.queue_id, "disk full", ALERT.log_url):
+    for part in (ALERT.dag_id, ALERT.run_id, ALERT.queue_id, "disk full", ALERT.log_url):
         assert part in text  # type: ignore[operator]
+    assert "failed task: run_sink (its sink reported `error` (arango-candles__abc123))" in text
+    assert "task states: plan=success, run_sink=running, await_outcome=failed, verify=none" in text
     assert ALERT.payload()["event"] == "streamforge.run_failed"
+
+
+def test_a_target_without_its_connection_is_skipped_with_one_warning(
+    receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    monkeypatch.delenv("AIRFLOW_CONN_SF_NOT_DEFINED", raising=False)
+    targets = [
+        alerts.SlackWebhookTarget(kind="slack_webhook", conn_id="sf_not_defined"),
+        alerts.WebhookTarget(kind="webhook", conn_id="sf_not_defined"),
+    ]
+    for notifier in alerts.notifiers(targets):
+        with caplog.at_level("WARNING"):
+            caplog.clear()
+            notifier.notify({"ti": FakeTI(ALERT.model_dump(mode="json"))})  # does not raise
+        warnings = [r for r in caplog.records if r.levelname == "WARNING" and "sf_not_defined" in r.getMessage()]
+        assert len(warnings) == 1 and "not defined" in warnings[0].getMessage()
+    context = {"dag_run": {"dag_id": ALERT.dag_id, "dag_run_id": "r1"}, "deadline": {}}
+    with caplog.at_level("WARNING"):
+        caplog.clear()
+        asyncio.run(alerts.deadline_missed(context, targets=[t.model_dump() for t in targets], minutes=1))
+    assert [r for r in caplog.records if r.levelname == "ERROR"] == []
+    assert len([r for r in caplog.records if "sf_not_defined" in r.getMessage()]) == 2
+    assert receiver.bodies == []
 
 
 def test_json_webhook_notifier(receiver: WebhookReceiver, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -136,3 +165,37 @@ def test_deadline_callback_is_importable_as_the_dag_declares_it(dagbag) -> None:
 )
 def test_webhook_url(host: str, port: int | None, schema: str | None, extra: dict[str, str], url: str) -> None:
     assert alerts.webhook_url(host, port, schema, extra) == url
+
+
+PRODUCERS = {"loader": "loader__abc123", "sink": "arango-candles__abc123"}
+
+
+def _outcome(reason: str, producer: str | None = None) -> Outcome:
+    return Outcome(queue_id="q", success=reason == "ok", reason=Reason(reason), message=reason, producer=producer)
+
+
+@pytest.mark.parametrize(
+    ("failed", "errors", "outcome", "expected"),
+    [
+        # the sensor read the sink's `error` before the sink's own task ended: the sink is named
+        (["await_outcome"], {}, _outcome("error", "arango-candles__abc123"), ("run_sink", "its sink reported")),
+        (["await_outcome", "run_sink"], {}, _outcome("error", "loader__abc123"), ("run_loader", "its loader")),
+        (["await_outcome"], {}, _outcome("interrupted", "loader__abc123"), ("run_loader", "`interrupted`")),
+        # the worker's task failed first (no verdict yet)
+        (["run_sink"], {}, None, ("run_sink", None)),
+        # a setup failure is named as such, whatever came after it
+        (["create_topic"], {}, None, ("create_topic", "setup task")),
+        (["plan"], {}, None, ("plan", "setup task")),
+        # a worker that obeyed the DAG's stop is a consequence
+        (["run_loader", "verify"], {"run_loader": "loader was interrupted (exit 3)"}, None, ("verify", None)),
+        (["await_outcome"], {}, _outcome("timeout"), ("await_outcome", None)),
+        (["delete_topic"], {}, None, ("delete_topic", "teardown task")),
+        ([], {}, None, (None, None)),
+    ],
+)
+def test_root_cause(
+    failed: list[str], errors: dict[str, str], outcome: Outcome | None, expected: tuple[str | None, str | None]
+) -> None:
+    task, cause = root_cause(failed, errors, outcome, PRODUCERS)
+    assert task == expected[0]
+    assert (cause is None) if expected[1] is None else (expected[1] in (cause or ""))

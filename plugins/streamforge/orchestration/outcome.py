@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +53,11 @@ class Outcome(BaseModel):
     producers: dict[str, str] = Field(default_factory=dict)  # producer id -> last status
     error: str | None = None
     events_seen: int = 0
+    # The loader's exchange gaps and archive repairs (its `finished` event's extra).
+    gaps: list[dict[str, Any]] = Field(default_factory=list)
+    repairs: list[dict[str, Any]] = Field(default_factory=list)
+    # The worker whose event decided a failure (`error` / `interrupted`): the run's root cause.
+    producer: str | None = None
 
 
 class OutcomeTracker:
@@ -63,6 +69,7 @@ class OutcomeTracker:
         self.sink_producer = sink_producer
         self.loader_records: int | None = None
         self.sink_records: int | None = None
+        self.loader_extra: dict[str, Any] = {}
         self.producers: dict[str, str] = {}
         self.stop: Command | None = None
         self.events_seen = 0
@@ -102,7 +109,10 @@ class OutcomeTracker:
         who = f"{event.component} ({event.producer})"
         if event.status is Status.ERROR:
             return self._decide(
-                Reason.ERROR, f"{who} reported an error: {event.error_message}", error=event.error_message
+                Reason.ERROR,
+                f"{who} reported an error: {event.error_message}",
+                error=event.error_message,
+                producer=event.producer,
             )
         if event.status is Status.INTERRUPTED:
             if self.stop is not None:
@@ -113,11 +123,15 @@ class OutcomeTracker:
                 )
             detail = event.message or "no reason given"
             return self._decide(
-                Reason.INTERRUPTED, f"{who} was interrupted although the DAG sent no stop: {detail}", error=detail
+                Reason.INTERRUPTED,
+                f"{who} was interrupted although the DAG sent no stop: {detail}",
+                error=detail,
+                producer=event.producer,
             )
         if event.status is Status.FINISHED:
             if event.producer == self.loader_producer:
                 self.loader_records = event.records_written
+                self.loader_extra = event.extra
             elif event.producer == self.sink_producer:
                 self.sink_records = event.records_written
             else:
@@ -154,7 +168,7 @@ class OutcomeTracker:
 
     # -- output -----------------------------------------------------------------------------
 
-    def _decide(self, reason: Reason, message: str, error: str | None = None) -> Outcome:
+    def _decide(self, reason: Reason, message: str, error: str | None = None, producer: str | None = None) -> Outcome:
         self.outcome = Outcome(
             queue_id=self.queue_id,
             success=reason is Reason.OK,
@@ -165,5 +179,8 @@ class OutcomeTracker:
             producers=dict(self.producers),
             error=error,
             events_seen=self.events_seen,
+            producer=producer,
+            gaps=list(self.loader_extra.get("gaps") or []),
+            repairs=list(self.loader_extra.get("repairs") or []),
         )
         return self.outcome

@@ -16,6 +16,8 @@ WATCHER: Final = "watcher"
 
 # The tasks that work on one queue: they must all belong to the same plan (guards.claim_queue).
 WORK_TASKS: Final = (RUN_LOADER, RUN_SINK, AWAIT_OUTCOME)
+SETUP_TASKS: Final = (PLAN, CREATE_TOPIC)
+TEARDOWN_TASKS: Final = (DELETE_TOPIC,)
 # Run order, used to name where a failure most likely started.
 ORDER: Final = (PLAN, CREATE_TOPIC, RUN_LOADER, RUN_SINK, AWAIT_OUTCOME, VERIFY, SEND_STOP, DELETE_TOPIC)
 

@@ -14,15 +14,27 @@ from typing import Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from streamforge.orchestration import alerts
-from streamforge.orchestration.catalog import DagSpec
+from streamforge.contracts.gaps import Gap, Repair
+from streamforge.orchestration import alerts, listing
+from streamforge.orchestration.assets import LoadEvent, data_asset
+from streamforge.orchestration.catalog import DagSpec, Role
 from streamforge.orchestration.connections import arango_database, arango_url
+from streamforge.orchestration.gap_ledger import record_gaps
 from streamforge.orchestration.kafka_ops import send_stop_command
-from streamforge.orchestration.outcome import Outcome
-from streamforge.orchestration.plan import PlanError, RunPlan, make_plan
+from streamforge.orchestration.outcome import Outcome, Reason
+from streamforge.orchestration.plan import PlanError, RunPlan, make_plan, with_listing
+from streamforge.orchestration.run_note import note_text, set_run_note
 from streamforge.orchestration.sensor import OUTCOME_XCOM_KEY
-from streamforge.orchestration.task_ids import AWAIT_OUTCOME, ORDER, PLAN, WORK_TASKS
-from streamforge.orchestration.verify import check, open_database, summarize
+from streamforge.orchestration.task_ids import (
+    AWAIT_OUTCOME,
+    ORDER,
+    PLAN,
+    SETUP_TASKS,
+    TEARDOWN_TASKS,
+    WORK_TASKS,
+    worker_task_id,
+)
+from streamforge.orchestration.verify import Report, check, open_database, summarize
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +60,7 @@ def run_plan(spec: DagSpec, context: Any) -> dict[str, Any]:
         )
     except PlanError as exc:
         raise AirflowFailException(str(exc)) from None
+    plan = apply_listing(spec, plan)
     log.info(
         "plan: queue_id=%s window=%s topic=%s collection=%s attempt=%d deadline=%s",
         plan.queue_id,
@@ -60,22 +73,89 @@ def run_plan(spec: DagSpec, context: Any) -> dict[str, Any]:
     return plan.xcom()
 
 
-def run_verify(arango_conn_id: str, plan: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-    """`verify`: the collection holds exactly the window's records; fails with the numbers."""
-    run_plan_, result = RunPlan.from_xcom(plan), Outcome.model_validate(outcome)
-    conn = BaseHook.get_connection(arango_conn_id)
-    db = open_database(arango_url(conn), arango_database(conn), conn.login, conn.password)
-    report = check(run_plan_, summarize(db, run_plan_), result.loader_records)
+def apply_listing(spec: DagSpec, plan: RunPlan) -> RunPlan:
+    """The listing boundary (orchestration/listing.py); without it the loader still classifies the holes."""
+    try:
+        db = _arango(spec.settings.connections.arango)
+        info = listing.cached(db, plan.env[Role.LOADER]["BINANCE_API_URL"], plan.symbol, plan.data_type)
+    except Exception as exc:  # the exchange or ArangoDB unreachable: no boundary, nothing lost
+        log.warning("listing boundary unknown, loading the whole window: %s", exc)
+        return plan
+    bound = listing.boundary(info, int(plan.window_start.timestamp() * 1000), int(plan.window_end.timestamp() * 1000))
+    planned = with_listing(plan, bound.start_ms, bound.skip_reason, bound.note)
+    if planned.skip_reason:
+        log.info("nothing to load: %s", planned.skip_reason)
+    elif planned.listing_note:
+        log.info("%s: window now %s", planned.listing_note, planned.time_range)
+    return planned
+
+
+def _arango(conn_id: str) -> Any:
+    conn = BaseHook.get_connection(conn_id)
+    return open_database(arango_url(conn), arango_database(conn), conn.login, conn.password)
+
+
+def run_verify(
+    arango_conn_id: str, plan: dict[str, Any], outcome: dict[str, Any] | None, context: Any
+) -> dict[str, Any]:
+    """`verify`: the collection holds exactly the window's records minus recorded exchange gaps.
+
+    Then records the gaps in the ledger, writes the run note and fills the Asset event's extra.
+    """
+    run_plan_ = RunPlan.from_xcom(plan)
+    db = _arango(arango_conn_id)
+    if run_plan_.skip_reason:
+        report = Report(
+            collection=run_plan_.collection,
+            window=run_plan_.time_range,
+            count=0,
+            first=None,
+            last=None,
+            expected_count=0,
+            problems=[],
+            reason=run_plan_.skip_reason,
+        )
+        loader_records: int | None = 0
+    else:
+        if not outcome:
+            raise AirflowFailException("no outcome of the workers to verify")
+        result = Outcome.model_validate(outcome)
+        gaps = [Gap.model_validate(g) for g in result.gaps]
+        repairs = [Repair.model_validate(r) for r in result.repairs]
+        report = check(run_plan_, summarize(db, run_plan_), result.loader_records, gaps, repairs)
+        loader_records = result.loader_records
     log.info("%s", report.line())
     if not report.ok:
         raise AirflowFailException(report.line())
-    return report.model_dump(mode="json")
+    ti = context["ti"]
+    record_gaps(db, report.gaps, dag_id=ti.dag_id, run_id=ti.run_id, queue_id=run_plan_.queue_id)
+    note = note_text(report.gaps, report.repairs, report.reason or run_plan_.listing_note)
+    if note:
+        set_run_note(ti.dag_id, ti.run_id, note)
+    event = LoadEvent(
+        start=run_plan_.window_start.isoformat().replace("+00:00", "Z"),
+        end=run_plan_.window_end.isoformat().replace("+00:00", "Z"),
+        records=loader_records or 0,
+        gaps=[g.model_dump(mode="json", exclude_none=True) for g in report.gaps],
+        repairs=[r.model_dump(mode="json") for r in report.repairs],
+        collections=[] if run_plan_.skip_reason else [run_plan_.collection],
+        source=run_plan_.source.value,
+        reason=report.reason,
+    )
+    context["outlet_events"][data_asset(run_plan_.symbol, run_plan_.data_type)].extra = event.model_dump(mode="json")
+    return report.model_copy(update={"note": note}).model_dump(mode="json")
 
 
-def failed_tasks(context: Any) -> list[str]:
+def task_states(context: Any) -> dict[str, str | None]:
+    """The states of the run's other tasks, now."""
     ti = context["ti"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[ti.run_id]).get(ti.run_id, {})
-    return sorted(task_id for task_id, state in states.items() if state == "failed" and task_id != ti.task_id)
+    return {task_id: state for task_id, state in states.items() if task_id != ti.task_id}
+
+
+def failed_tasks(states: dict[str, str | None]) -> list[str]:
+    """The failed ones, in run order."""
+    return sorted((t for t, state in states.items() if state == "failed"), key=_run_order)
 
 
 def run_send_stop(kafka_conn_id: str, context: Any) -> None:
@@ -85,35 +165,71 @@ def run_send_stop(kafka_conn_id: str, context: Any) -> None:
     if not value:
         raise AirflowSkipException("no plan, so no worker to stop")
     outcome = ti.xcom_pull(task_ids=AWAIT_OUTCOME, key=OUTCOME_XCOM_KEY)
-    failed = [t for t in failed_tasks(context) if t in WORK_TASKS]
+    failed = [t for t in failed_tasks(task_states(context)) if t in WORK_TASKS]
     reason = (outcome or {}).get("message") or f"task(s) {', '.join(failed) or '?'} failed"
     send_stop_command(kafka_conn_id, RunPlan.from_xcom(value), reason=alerts.short(reason))
 
 
 def culprit(failed: list[str], errors: dict[str, Any]) -> str | None:
     """The failed task to name first: a worker that stopped because it was told to is a consequence."""
-    ordered = sorted(failed, key=lambda t: ORDER.index(t) if t in ORDER else len(ORDER))
+    ordered = sorted(failed, key=_run_order)
     causes = [t for t in ordered if "was interrupted" not in str(errors.get(t) or "")]
     return (causes or ordered or [None])[0]
 
 
-def run_watcher(context: Any) -> None:
-    """`watcher`: runs only when something failed; records the alert and fails the run."""
-    ti = context["ti"]
-    failed = failed_tasks(context)
-    value = ti.xcom_pull(task_ids=PLAN)
-    outcome = ti.xcom_pull(task_ids=AWAIT_OUTCOME, key=OUTCOME_XCOM_KEY) or {}
-    errors = {t: ti.xcom_pull(task_ids=t, key=alerts.ERROR_XCOM_KEY) for t in failed}
+def root_cause(
+    failed: list[str], errors: dict[str, Any], outcome: Outcome | None, producers: dict[str, str]
+) -> tuple[str | None, str | None]:
+    """The task whose failure made the run fail, and why it is that one.
+
+    The watcher starts on the first failure Airflow sees, which is often only an observer:
+    `await_outcome` fails as soon as it reads a worker's `error` event, seconds before the
+    worker's own task ends. So, in this order: a failed setup (nothing ran after it); the
+    worker whose event decided the outcome (by its producer id, unique per role); else the
+    first failed task in run order that was not merely told to stop.
+    """
+    for setup in SETUP_TASKS:
+        if setup in failed:
+            return setup, "setup task"
+    if outcome is not None and not outcome.success and outcome.producer:
+        role = {producer: role for role, producer in producers.items()}.get(outcome.producer)
+        if role is not None:
+            return worker_task_id(role), f"its {role} reported `{outcome.reason.value}` ({outcome.producer})"
     first = culprit(failed, errors)
-    error = outcome.get("message") if outcome and not outcome.get("success") else None
+    if first is None:
+        return None, None
+    return first, "teardown task" if first in TEARDOWN_TASKS else None
+
+
+def run_watcher(context: Any) -> None:
+    """`watcher`: runs on the first failure; records the alert (naming the root cause) and fails the run."""
+    ti = context["ti"]
+    states = task_states(context)
+    failed = failed_tasks(states)
+    value = ti.xcom_pull(task_ids=PLAN) or {}
+    raw_outcome = ti.xcom_pull(task_ids=AWAIT_OUTCOME, key=OUTCOME_XCOM_KEY)
+    outcome = Outcome.model_validate(raw_outcome) if raw_outcome else None
+    errors = {t: ti.xcom_pull(task_ids=t, key=alerts.ERROR_XCOM_KEY) for t in failed}
+    task, cause = root_cause(failed, errors, outcome, value.get("producers") or {})
+    # The sensor's verdict quotes the worker's own error; a `stopped` verdict is only a consequence.
+    if outcome is not None and not outcome.success and outcome.reason is not Reason.STOPPED:
+        error = outcome.message
+    else:
+        error = errors.get(task) if task else None
     alert = alerts.Alert(
         dag_id=ti.dag_id,
         run_id=ti.run_id,
-        task=first,
+        task=task,
+        cause=cause,
         failed_tasks=failed,
-        queue_id=(value or {}).get("queue_id"),
-        error=alerts.short(error or (errors.get(first) if first else None) or "see the task logs"),
-        log_url=alerts.task_log_url(ti.dag_id, ti.run_id, first or ti.task_id),
+        task_states=states,
+        queue_id=value.get("queue_id"),
+        error=alerts.short(error or "see the task logs"),
+        log_url=alerts.task_log_url(ti.dag_id, ti.run_id, task or ti.task_id),
     )
     ti.xcom_push(key=alerts.ALERT_XCOM_KEY, value=alert.model_dump(mode="json"))
-    raise AirflowFailException(f"run failed: {', '.join(failed) or 'a task'} failed: {alert.error}")
+    raise AirflowFailException(f"run failed: {task or 'a task'} failed: {alert.error}")
+
+
+def _run_order(task_id: str) -> int:
+    return ORDER.index(task_id) if task_id in ORDER else len(ORDER)
