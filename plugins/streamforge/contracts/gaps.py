@@ -127,6 +127,7 @@ class ListingInfo(BaseModel):
     first_open_time_ms: int | None = None  # None: the exchange returned no data at all
     first_trade_id: int | None = None
     status: str = "TRADING"  # exchangeInfo status; anything but TRADING means it stopped
+    last_open_time_ms: int | None = None  # last candle / trade time, once it stopped trading
     learned_at: float
 
     @field_validator("symbol")

@@ -35,8 +35,10 @@ from airflow.sdk import (
     get_parsing_context,
     task,
 )
+from airflow.sdk.exceptions import AirflowSkipException
 
 from streamforge.orchestration import alerts, task_ids, tasks
+from streamforge.orchestration.assets import data_asset
 from streamforge.orchestration.catalog import DagSpec, Role, SensorMode, load_catalog
 from streamforge.orchestration.docs import doc_md
 from streamforge.orchestration.kafka_ops import create_data_topic, delete_data_topic
@@ -90,11 +92,22 @@ def build_dag(spec: DagSpec) -> DAG:
 
         @task(task_id=task_ids.CREATE_TOPIC)
         def create_topic(plan: dict[str, Any]) -> None:
-            create_data_topic(kafka_id, RunPlan.from_xcom(plan))
+            run_plan = RunPlan.from_xcom(plan)
+            if run_plan.skip_reason:  # listing boundary: no topic, and no worker (they are skipped with it)
+                raise AirflowSkipException(f"nothing to load: {run_plan.skip_reason}")
+            create_data_topic(kafka_id, run_plan)
 
-        @task(task_id=task_ids.VERIFY, multiple_outputs=False)
-        def verify(plan: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-            return tasks.run_verify(arango_id, plan, outcome)
+        # NONE_FAILED: a window skipped at the listing boundary is verified (0 records) and emits
+        # its Asset event too; any failure upstream still stops verify. The plan is pulled, not
+        # passed: a task right after a setup task must be ALL_SUCCESS.
+        @task(
+            task_id=task_ids.VERIFY,
+            multiple_outputs=False,
+            trigger_rule=TriggerRule.NONE_FAILED,
+            outlets=[data_asset(spec.symbol, spec.data_type)],
+        )
+        def verify(outcome: dict[str, Any] | None, **context: Any) -> dict[str, Any]:
+            return tasks.run_verify(arango_id, context["ti"].xcom_pull(task_ids=task_ids.PLAN), outcome, context)
 
         @task(task_id=task_ids.SEND_STOP, trigger_rule=TriggerRule.ONE_FAILED)
         def send_stop(**context: Any) -> None:
@@ -130,7 +143,7 @@ def build_dag(spec: DagSpec) -> DAG:
         )
         workers = [loader, sink, outcome]
         created >> workers
-        verified = verify(planned, outcome.output)
+        verified = verify(outcome.output)
         workers >> verified
         stopped = send_stop()
         workers >> stopped

@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from datetime import UTC, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -52,6 +53,9 @@ class Outcome(BaseModel):
     producers: dict[str, str] = Field(default_factory=dict)  # producer id -> last status
     error: str | None = None
     events_seen: int = 0
+    # The loader's exchange gaps and archive repairs (its `finished` event's extra).
+    gaps: list[dict[str, Any]] = Field(default_factory=list)
+    repairs: list[dict[str, Any]] = Field(default_factory=list)
     # The worker whose event decided a failure (`error` / `interrupted`): the run's root cause.
     producer: str | None = None
 
@@ -65,6 +69,7 @@ class OutcomeTracker:
         self.sink_producer = sink_producer
         self.loader_records: int | None = None
         self.sink_records: int | None = None
+        self.loader_extra: dict[str, Any] = {}
         self.producers: dict[str, str] = {}
         self.stop: Command | None = None
         self.events_seen = 0
@@ -126,6 +131,7 @@ class OutcomeTracker:
         if event.status is Status.FINISHED:
             if event.producer == self.loader_producer:
                 self.loader_records = event.records_written
+                self.loader_extra = event.extra
             elif event.producer == self.sink_producer:
                 self.sink_records = event.records_written
             else:
@@ -174,5 +180,7 @@ class OutcomeTracker:
             error=error,
             events_seen=self.events_seen,
             producer=producer,
+            gaps=list(self.loader_extra.get("gaps") or []),
+            repairs=list(self.loader_extra.get("repairs") or []),
         )
         return self.outcome

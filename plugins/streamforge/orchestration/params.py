@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from airflow.sdk import Param
 
+from streamforge.contracts.gaps import GapPolicy
 from streamforge.orchestration.catalog import DagSpec
 
 _DATE_OR_DATETIME = [{"type": "null"}, {"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
@@ -35,6 +36,16 @@ def dag_params(spec: DagSpec) -> dict[str, Param]:
             enum=["auto", "rest", "archive"],
             title="Source",
             description="auto: the daily archive for complete days, REST for the rest",
+        ),
+        "gaps": Param(
+            run.gaps.value,
+            type="string",
+            enum=[p.value for p in GapPolicy],
+            title="Exchange gaps",
+            description=(
+                "record: load around ranges the exchange has no data for, record them (run note, verify report, "
+                "gap ledger) and succeed; fail: fail the run naming every missing range"
+            ),
         ),
         "batch_size": Param(
             run.batch_size,

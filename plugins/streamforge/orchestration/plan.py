@@ -14,12 +14,11 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from streamforge.contracts.config import LoaderSource
+from streamforge.contracts.config import LoaderSource, TimeRange
 from streamforge.contracts.gaps import GapPolicy
 from streamforge.contracts.names import Layout, RunNames, h6
 from streamforge.orchestration.catalog import DagSpec, Role
 from streamforge.orchestration.window import WindowError, default_window, resolve_window
-
 
 # The run-specific env of each role (everything else is cluster configuration: ConfigMap and
 # Secret in Kubernetes, the Airflow connections in local runs). The runners template exactly
@@ -129,7 +128,7 @@ def with_listing(plan: RunPlan, start_ms: int, skip_reason: str | None, note: st
     start = datetime.fromtimestamp(start_ms / 1000, UTC)
     if start <= plan.window_start:
         return plan
-    time_range = f"{_iso(start)}/{_iso(plan.window_end)}"
+    time_range = TimeRange(start=start, end=plan.window_end).iso()
     env = {role: {**values, "TIME_RANGE": time_range} for role, values in plan.env.items()}
     return plan.model_copy(update={"window_start": start, "time_range": time_range, "env": env, "listing_note": note})
 

@@ -14,12 +14,16 @@ from typing import Any
 from airflow.sdk import BaseHook
 from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
 
-from streamforge.orchestration import alerts
-from streamforge.orchestration.catalog import DagSpec
+from streamforge.contracts.gaps import Gap, Repair
+from streamforge.orchestration import alerts, listing
+from streamforge.orchestration.assets import LoadEvent, data_asset
+from streamforge.orchestration.catalog import DagSpec, Role
 from streamforge.orchestration.connections import arango_database, arango_url
+from streamforge.orchestration.gap_ledger import record_gaps
 from streamforge.orchestration.kafka_ops import send_stop_command
 from streamforge.orchestration.outcome import Outcome, Reason
-from streamforge.orchestration.plan import PlanError, RunPlan, make_plan
+from streamforge.orchestration.plan import PlanError, RunPlan, make_plan, with_listing
+from streamforge.orchestration.run_note import note_text, set_run_note
 from streamforge.orchestration.sensor import OUTCOME_XCOM_KEY
 from streamforge.orchestration.task_ids import (
     AWAIT_OUTCOME,
@@ -30,7 +34,7 @@ from streamforge.orchestration.task_ids import (
     WORK_TASKS,
     worker_task_id,
 )
-from streamforge.orchestration.verify import check, open_database, summarize
+from streamforge.orchestration.verify import Report, check, open_database, summarize
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,7 @@ def run_plan(spec: DagSpec, context: Any) -> dict[str, Any]:
         )
     except PlanError as exc:
         raise AirflowFailException(str(exc)) from None
+    plan = apply_listing(spec, plan)
     log.info(
         "plan: queue_id=%s window=%s topic=%s collection=%s attempt=%d deadline=%s",
         plan.queue_id,
@@ -68,16 +73,77 @@ def run_plan(spec: DagSpec, context: Any) -> dict[str, Any]:
     return plan.xcom()
 
 
-def run_verify(arango_conn_id: str, plan: dict[str, Any], outcome: dict[str, Any]) -> dict[str, Any]:
-    """`verify`: the collection holds exactly the window's records; fails with the numbers."""
-    run_plan_, result = RunPlan.from_xcom(plan), Outcome.model_validate(outcome)
-    conn = BaseHook.get_connection(arango_conn_id)
-    db = open_database(arango_url(conn), arango_database(conn), conn.login, conn.password)
-    report = check(run_plan_, summarize(db, run_plan_), result.loader_records)
+def apply_listing(spec: DagSpec, plan: RunPlan) -> RunPlan:
+    """The listing boundary (orchestration/listing.py); without it the loader still classifies the holes."""
+    try:
+        db = _arango(spec.settings.connections.arango)
+        info = listing.cached(db, plan.env[Role.LOADER]["BINANCE_API_URL"], plan.symbol, plan.data_type)
+    except Exception as exc:  # the exchange or ArangoDB unreachable: no boundary, nothing lost
+        log.warning("listing boundary unknown, loading the whole window: %s", exc)
+        return plan
+    bound = listing.boundary(info, int(plan.window_start.timestamp() * 1000), int(plan.window_end.timestamp() * 1000))
+    planned = with_listing(plan, bound.start_ms, bound.skip_reason, bound.note)
+    if planned.skip_reason:
+        log.info("nothing to load: %s", planned.skip_reason)
+    elif planned.listing_note:
+        log.info("%s: window now %s", planned.listing_note, planned.time_range)
+    return planned
+
+
+def _arango(conn_id: str) -> Any:
+    conn = BaseHook.get_connection(conn_id)
+    return open_database(arango_url(conn), arango_database(conn), conn.login, conn.password)
+
+
+def run_verify(
+    arango_conn_id: str, plan: dict[str, Any], outcome: dict[str, Any] | None, context: Any
+) -> dict[str, Any]:
+    """`verify`: the collection holds exactly the window's records minus recorded exchange gaps.
+
+    Then records the gaps in the ledger, writes the run note and fills the Asset event's extra.
+    """
+    run_plan_ = RunPlan.from_xcom(plan)
+    db = _arango(arango_conn_id)
+    if run_plan_.skip_reason:
+        report = Report(
+            collection=run_plan_.collection,
+            window=run_plan_.time_range,
+            count=0,
+            first=None,
+            last=None,
+            expected_count=0,
+            problems=[],
+            reason=run_plan_.skip_reason,
+        )
+        loader_records: int | None = 0
+    else:
+        if not outcome:
+            raise AirflowFailException("no outcome of the workers to verify")
+        result = Outcome.model_validate(outcome)
+        gaps = [Gap.model_validate(g) for g in result.gaps]
+        repairs = [Repair.model_validate(r) for r in result.repairs]
+        report = check(run_plan_, summarize(db, run_plan_), result.loader_records, gaps, repairs)
+        loader_records = result.loader_records
     log.info("%s", report.line())
     if not report.ok:
         raise AirflowFailException(report.line())
-    return report.model_dump(mode="json")
+    ti = context["ti"]
+    record_gaps(db, report.gaps, dag_id=ti.dag_id, run_id=ti.run_id, queue_id=run_plan_.queue_id)
+    note = note_text(report.gaps, report.repairs, report.reason or run_plan_.listing_note)
+    if note:
+        set_run_note(ti.dag_id, ti.run_id, note)
+    event = LoadEvent(
+        start=run_plan_.window_start.isoformat().replace("+00:00", "Z"),
+        end=run_plan_.window_end.isoformat().replace("+00:00", "Z"),
+        records=loader_records or 0,
+        gaps=[g.model_dump(mode="json", exclude_none=True) for g in report.gaps],
+        repairs=[r.model_dump(mode="json") for r in report.repairs],
+        collections=[] if run_plan_.skip_reason else [run_plan_.collection],
+        source=run_plan_.source.value,
+        reason=report.reason,
+    )
+    context["outlet_events"][data_asset(run_plan_.symbol, run_plan_.data_type)].extra = event.model_dump(mode="json")
+    return report.model_copy(update={"note": note}).model_dump(mode="json")
 
 
 def task_states(context: Any) -> dict[str, str | None]:

@@ -1,18 +1,21 @@
 """`verify`: the collection holds exactly the window's records (count, first/last key, no gaps).
 
 Reads through python-arango with contracts.aql.WINDOW_SUMMARY (the only AQL the product
-issues). Candles must fill the interval grid of the window; trades must match the loader's
-count and be contiguous in aggregate trade id (last - first + 1 == count).
+issues). Candles must fill the interval grid of the window minus the exchange gaps the loader
+recorded (contracts/gaps.py), so verification stays exact when history has holes; trades must
+match the loader's count and be contiguous in aggregate trade id except for recorded gaps
+(last - first + 1 == count + ids in recorded gaps).
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from streamforge.contracts.aql import WINDOW_SUMMARY, window_summary_bind_vars
 from streamforge.contracts.config import TimeRange
+from streamforge.contracts.gaps import Gap, Repair
 from streamforge.contracts.names import DataType, Kind
 from streamforge.orchestration.plan import RunPlan
 
@@ -36,6 +39,10 @@ class Report(BaseModel):
     last: int | None
     expected_count: int | None
     problems: list[str]
+    gaps: list[Gap] = Field(default_factory=list)  # exchange gaps, excluded from `expected_count`
+    repairs: list[Repair] = Field(default_factory=list)
+    reason: str | None = None  # why the window holds nothing (listing boundary)
+    note: str | None = None  # the run note written for this report
 
     @property
     def ok(self) -> bool:
@@ -43,21 +50,33 @@ class Report(BaseModel):
 
     def line(self) -> str:
         verdict = "OK" if self.ok else "FAILED: " + "; ".join(self.problems)
+        gaps = f" gaps={sum(g.count for g in self.gaps)} in {len(self.gaps)} range(s)" if self.gaps else ""
         return (
             f"verify {self.collection} {self.window}: count={self.count} first={self.first} "
-            f"last={self.last} expected={self.expected_count} -> {verdict}"
+            f"last={self.last} expected={self.expected_count}{gaps} -> {verdict}"
         )
 
 
-def check(plan: RunPlan, summary: Summary, loader_records: int | None) -> Report:
+def check(
+    plan: RunPlan,
+    summary: Summary,
+    loader_records: int | None,
+    gaps: list[Gap] | None = None,
+    repairs: list[Repair] | None = None,
+) -> Report:
     """Compare a window summary with what the window must hold (pure)."""
+    gaps, repairs = list(gaps or []), list(repairs or [])
     data_type = DataType.parse(plan.data_type)
     window = TimeRange(start=plan.window_start, end=plan.window_end)
     problems: list[str] = [] if summary.exists else [f"collection {plan.collection} does not exist"]
     expected: int | None
     if data_type.kind is Kind.CANDLES:
         assert data_type.interval is not None
-        grid = list(data_type.interval.open_times(window.start_ms, window.end_ms))
+        grid = [
+            t
+            for t in data_type.interval.open_times(window.start_ms, window.end_ms)
+            if not any(g.first <= t <= g.last for g in gaps)
+        ]
         expected = len(grid)
         if summary.count != expected:
             problems.append(f"{summary.count} candles, expected {expected}")
@@ -71,10 +90,13 @@ def check(plan: RunPlan, summary: Summary, loader_records: int | None) -> Report
             problems.append(f"{summary.count} trades, the loader produced {expected}")
         if summary.count and summary.first is not None and summary.last is not None:
             span = summary.last - summary.first + 1
-            if span != summary.count:
+            lo, hi = summary.first, summary.last
+            in_gaps = sum(max(0, min(g.last, hi) - max(g.first, lo) + 1) for g in gaps)
+            if span != summary.count + in_gaps:
                 problems.append(
                     f"trade ids {summary.first}..{summary.last} span {span} ids for "
-                    f"{summary.count} trades: {span - summary.count} missing"
+                    f"{summary.count} trades and {in_gaps} recorded as exchange gaps: "
+                    f"{span - summary.count - in_gaps} missing"
                 )
     return Report(
         collection=plan.collection,
@@ -84,6 +106,8 @@ def check(plan: RunPlan, summary: Summary, loader_records: int | None) -> Report
         last=summary.last,
         expected_count=expected,
         problems=problems,
+        gaps=gaps,
+        repairs=repairs,
     )
 
 
