@@ -6,6 +6,7 @@
 # private to the build and deleted afterwards (~4.8 GB). One build at a time (a lock file).
 #
 # usage: build.sh            progress on stderr; prints the bin directory on its last line
+#        build.sh --check    exit 0 and print it if the cache is complete, else exit 1 (builds nothing)
 # env:   STREAMFORGE_CACHE   cache root (default ~/.cache/streamforge)
 set -euo pipefail
 
@@ -22,6 +23,7 @@ tools=(kube-apiserver kube-scheduler kube-controller-manager kubectl etcd kwok h
 
 complete() { for t in "${tools[@]}"; do [ -x "$bin/$t" ] || return 1; done; }
 if complete; then echo "$bin"; exit 0; fi
+if [ "${1:-}" = "--check" ]; then exit 1; fi
 
 mkdir -p "$cache_root/kube/$key"
 exec 9>"$cache_root/kube/$key/.lock"

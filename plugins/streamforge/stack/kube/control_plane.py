@@ -53,10 +53,13 @@ class KubeHarnessError(RuntimeError):
     """The control plane could not be built, started or reached."""
 
 
-def ensure_binaries() -> Path:
+def ensure_binaries(log: Callable[[str], None] = lambda _line: None) -> Path:
     """The directory of the pinned binaries, built by build.sh on first use (~15-30 min cold)."""
     if override := os.environ.get(BIN_ENV):
         return Path(override)
+    check = subprocess.run(["bash", str(BUILD_SCRIPT), "--check"], stdout=subprocess.PIPE, text=True, check=False)
+    if check.returncode != 0:
+        log(f"building the Kubernetes binaries once (~15-30 min on 2 cores): bash {BUILD_SCRIPT}")
     proc = subprocess.run(["bash", str(BUILD_SCRIPT)], stdout=subprocess.PIPE, text=True, check=False)
     if proc.returncode != 0:
         raise KubeHarnessError(f"{BUILD_SCRIPT.name} failed with exit {proc.returncode} (its log is above)")
@@ -139,7 +142,7 @@ class ControlPlane:
     def start(self, timeout: float = 120) -> ControlPlane:
         began = time.monotonic()
         if self.bin_dir is None:
-            self.bin_dir = ensure_binaries()
+            self.bin_dir = ensure_binaries(self.log)
         self.timings["binaries"] = time.monotonic() - began
         self.home.mkdir(parents=True, exist_ok=True)
         try:
