@@ -21,6 +21,7 @@ from streamforge.contracts.names import Component, DataType
 from streamforge_workers.loader.archive import ArchiveClient
 from streamforge_workers.loader.binance_rest import BinanceRest
 from streamforge_workers.loader.hooks import Hooks
+from streamforge_workers.loader.monthly import use_monthly_archives
 from streamforge_workers.loader.produce import DataProducer
 from streamforge_workers.loader.sources import RecordSource, gap_summary, iso, plan
 from streamforge_workers.runtime.worker import FatalError, WorkerContext, run
@@ -59,12 +60,16 @@ def body(ctx: WorkerContext) -> int:
         ctx.progress(ctx.records, f"{ctx.records} records; {activity}")
 
     hooks = Hooks(wait=ctx.wait, check_stop=ctx.check_stop, notify=notify, heartbeat=heartbeat)
-    segments = plan(window.start_ms, window.end_ms, settings.loader_source, data_type, now.date())
-    archive_days = sum(1 for s in segments if s.source == "archive")
-    rest_parts = len(segments) - archive_days
+    segments = use_monthly_archives(
+        plan(window.start_ms, window.end_ms, settings.loader_source, data_type, now.date()), now.date()
+    )
+    archive_months = sum(1 for s in segments if s.monthly)
+    archive_days = sum(1 for s in segments if s.source == "archive" and not s.monthly)
+    rest_parts = len(segments) - archive_days - archive_months
     notify(
-        f"loading {settings.symbol} {data_type.name} {window.iso()}: {archive_days} day(s) from the archive, "
-        f"{rest_parts} part(s) from the REST API",
+        f"loading {settings.symbol} {data_type.name} {window.iso()}: "
+        + (f"{archive_months} month(s) from the monthly archive, " if archive_months else "")
+        + f"{archive_days} day(s) from the archive, {rest_parts} part(s) from the REST API",
         {"source": settings.loader_source.value, "plan": [s.describe() for s in segments]},
     )
 

@@ -39,6 +39,7 @@ from streamforge.contracts.records import (
 from streamforge_workers.loader.archive import ArchiveClient, ArchiveMissing, agg_trades_url, kline_url
 from streamforge_workers.loader.binance_rest import BinanceRest
 from streamforge_workers.loader.hooks import Hooks, log
+from streamforge_workers.loader.monthly import daily_segments, monthly_url
 from streamforge_workers.runtime.worker import FatalError
 
 DAY_MS = 86_400_000
@@ -67,13 +68,16 @@ class Segment:
     source: Literal["archive", "rest"]
     start_ms: int
     end_ms: int  # exclusive
+    # A whole calendar month from the monthly archive file (loader/monthly.py), not one day.
+    monthly: bool = False
 
     @property
     def day(self) -> date:
         return day_of(self.start_ms)
 
     def describe(self) -> dict[str, str]:
-        return {"source": self.source, "start": iso(self.start_ms), "end": iso(self.end_ms)}
+        source = "archive_month" if self.monthly else self.source
+        return {"source": source, "start": iso(self.start_ms), "end": iso(self.end_ms)}
 
 
 def archive_supported(data_type: DataType) -> bool:
@@ -356,6 +360,8 @@ class RecordSource:
         trades = self.data_type.kind is Kind.TRADES
         if seg.source == "rest":
             return "rest", self._rest_trades(seg) if trades else self._rest_candles(seg)
+        if seg.monthly:
+            return self._open_month(seg)
         url = (
             agg_trades_url(self.archive_base, self.symbol, seg.day)
             if trades
@@ -372,6 +378,21 @@ class RecordSource:
             return "rest_fallback", self._rest_trades(seg) if trades else self._rest_candles(seg)
         log.info("archive %s verified", url, extra={"url": url, "bytes": path.stat().st_size})
         return "archive", self._archive_rows(seg, url, path, trades)
+
+    def _open_month(self, seg: Segment) -> tuple[Origin, Iterator[Any]]:
+        """A whole month from its monthly archive; without one (auto), from its daily archives."""
+        url = monthly_url(self.archive_base, self.symbol, self.data_type, seg.start_ms)
+        try:
+            path = self.archive.download(url)
+        except ArchiveMissing as exc:
+            if self.mode is not LoaderSource.AUTO:
+                raise FatalError(f"{exc}; LOADER_SOURCE=archive has no fallback (use auto or rest)") from exc
+            log.warning("no monthly archive %s (HTTP 404): loading the month from its daily archives", exc.url)
+            days = daily_segments(seg)
+            # Each day keeps its own REST fallback; a hole the days leave is asked of REST like any archive hole.
+            return "archive", (record for day in days for record in self._open(day)[1])
+        log.info("monthly archive %s verified", url, extra={"url": url, "bytes": path.stat().st_size})
+        return "archive", self._archive_rows(seg, url, path, self.data_type.kind is Kind.TRADES)
 
     # -- archive ------------------------------------------------------------------------------
     def _archive_rows(self, seg: Segment, url: str, path: Any, trades: bool) -> Iterator[Any]:
