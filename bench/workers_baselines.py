@@ -20,6 +20,12 @@ Commands:
              The produce part is timed apart from the generation: it is baseline (b)'s producer on
              the large set.
   consume    (b) consumer alone: read a topic to its end-of-stream markers, no validation.
+  store      (c) raw consume + bulk insert of pre-decoded documents: the topic's records are
+             decoded, keyed and encoded as import bodies BEFORE the clock starts; timed is a
+             consume to the end-of-stream markers (as (b)) that posts one body per --batch-size
+             records to the same ArangoDB server with the sink's own request (/_api/import,
+             type=documents, onDuplicate=replace, complete). No validation, no offset commits:
+             the upper bound for the sink on this server.
 """
 
 from __future__ import annotations
@@ -365,6 +371,60 @@ def cmd_consume(args: argparse.Namespace) -> dict[str, Any]:
     return {"n": args.expect, "consume_s": round(consume_s, 4), "consumer_config": RAW_CONSUMER}
 
 
+def cmd_store(args: argparse.Namespace) -> dict[str, Any]:
+    from arango import ArangoClient
+    from arango.request import Request
+
+    messages = read_messages(args.bootstrap, args.topic)
+    n = len(messages)
+    bodies = []
+    for start in range(0, n, args.batch_size):
+        docs = []
+        for _, value in messages[start : start + args.batch_size]:
+            doc = json.loads(value)
+            doc["_key"] = _original_key(doc, args.kind)
+            docs.append(json.dumps(doc, separators=(",", ":")))
+        bodies.append("\n".join(docs) + "\n")
+    del messages
+    client = ArangoClient(hosts=args.arango_url)
+    db = client.db(args.arango_db, username="root", password=args.arango_password)
+    if not db.has_collection(args.collection):
+        db.create_collection(args.collection)
+    params = {"collection": args.collection, "type": "documents", "onDuplicate": "replace", "complete": True}
+
+    def post(body: str) -> None:
+        response = db.request(Request(method="post", endpoint="/_api/import", params=params, data=body))
+        if not response.is_success or response.body.get("errors"):
+            raise RuntimeError(f"store baseline: import failed: {response.status_code} {response.body}")
+
+    consumer = _consumer(args.bootstrap, **RAW_CONSUMER)
+    parts = _partitions(consumer, args.topic)
+    consumer.assign([TopicPartition(args.topic, p, OFFSET_BEGINNING) for p in parts])
+    seen = posted = 0
+    done: set[int] = set()
+    cpu0, started = time.process_time(), time.perf_counter()
+    while len(done) < len(parts):
+        for msg in consumer.consume(min(CONSUME_BATCH, args.batch_size), timeout=CONSUME_TIMEOUT_S):
+            if msg.error() is not None:
+                continue
+            if is_eos(msg.headers()):
+                done.add(msg.partition())
+            elif msg.key() != WARMUP_KEY:
+                seen += 1
+        while posted < len(bodies) and (seen >= (posted + 1) * args.batch_size or (len(done) == len(parts))):
+            post(bodies[posted])
+            posted += 1
+        if time.perf_counter() - started > 900:
+            raise RuntimeError(f"{args.topic}: stored {posted} batches in 900 s")
+    elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu0
+    consumer.close()
+    stored = db.collection(args.collection).count()
+    client.close()
+    if seen != n or stored != n:
+        raise RuntimeError(f"store baseline: consumed {seen}, stored {stored}, expected {n}")
+    return {"n": n, "batch_size": args.batch_size, "store_s": round(elapsed, 4), "cpu_s": round(cpu, 3)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.workers_baselines", description=__doc__.split("\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -392,9 +452,14 @@ def main(argv: list[str] | None = None) -> int:
     consume = common(sub.add_parser("consume"))
     consume.add_argument("--topic", required=True)
     consume.add_argument("--expect", type=int, required=True)
+    store = common(sub.add_parser("store"))
+    store.add_argument("--topic", required=True)
+    store.add_argument("--collection", required=True)
+    store.add_argument("--kind", choices=("trades", "candles"), required=True)
+    store.add_argument("--batch-size", type=int, required=True)
 
     args = parser.parse_args(argv)
-    command = {"raw": cmd_raw, "original": cmd_original, "synth": cmd_synth, "consume": cmd_consume}
+    command = {"raw": cmd_raw, "original": cmd_original, "synth": cmd_synth, "consume": cmd_consume, "store": cmd_store}
     result = command[args.command](args)
     print(json.dumps(result), flush=True)
     return 0

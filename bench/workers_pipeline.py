@@ -16,7 +16,9 @@ set, which is byte-identical to the loader's output):
   (a) the original services' pattern: one synchronous produce+flush per message and one
       python-arango insert(doc, overwrite=True) per document; capped, the rate extrapolated;
   (b) raw confluent-kafka: async batched produce (the loader's producer settings) and a consume
-      with no validation and no ArangoDB — the upper bound for the Kafka part.
+      with no validation and no ArangoDB — the upper bound for the Kafka part;
+  (c) on the synthetic sets: raw consume + bulk insert of pre-decoded documents into the same
+      ArangoDB server with the sink's batch size and request — the upper bound for the sink.
 
 Rates are records/s; ratios are StreamForge / baseline within this run. Nothing is asserted
 about time: this is a measurement, not a test. Results: bench/results/workers-<UTC time>.json.
@@ -49,6 +51,7 @@ from bench.workers_stack import (
     vm_rss_kb,
     wait_all,
 )
+from streamforge.contracts.config import SinkSettings
 from streamforge.contracts.messages import Event, Status
 
 TRADES_IN_DAY = 105_280
@@ -197,6 +200,7 @@ class Bench:
                 "rate_body": _rate(n, body_s),
                 "rate_process": _rate(n, child.wall_s),
                 "records_per_cpu_s": _rate(n, child.cpu_s),
+                "records_per_cpu_s_body": _rate(n, float(finished.extra.get("cpu_s") or 0)),
                 "startup_s": round(child.wall_s - body_s, 3),
                 "started_ts": started.timestamp,
                 "finished_ts": finished.timestamp,
@@ -292,6 +296,36 @@ class Bench:
         )
         result["rate_produce"] = _rate(result["n"], result["produce_s"])
         return topic, result
+
+    def baseline_store(self, name: str, topic: str, kind: str, n: int) -> dict[str, Any]:
+        """(c): raw consume + bulk insert of pre-decoded documents, the sink's batch size."""
+        collection = f"bench_store_{name}_{uuid.uuid4().hex[:6]}"
+        arango_cpu = self.stack.arango_cpu_s()
+        result, child = run_json_child(
+            f"store-{name}",
+            [
+                *_py("bench.workers_baselines"),
+                "store",
+                *self.stack.connection_args(),
+                "--topic",
+                topic,
+                "--collection",
+                collection,
+                "--kind",
+                kind,
+                "--batch-size",
+                str(SinkSettings.model_fields["batch_size"].default),
+            ],
+            self.log_dir,
+            timeout=1200,
+        )
+        arango_cpu = self.stack.arango_cpu_s() - arango_cpu
+        self.stack.drop_collection(collection)
+        result["rate_store"] = _rate(n, result["store_s"])
+        result["records_per_cpu_s"] = _rate(n, result["cpu_s"])
+        result["peak_rss_mb"] = child.result().get("peak_rss_mb")
+        result["arango_server_cpu_ms_per_1k_docs"] = round(arango_cpu / n * 1e6, 1)
+        return result
 
     def baseline_consume(self, name: str, topic: str, n: int) -> dict[str, Any]:
         result, _ = run_json_child(
@@ -391,6 +425,8 @@ class Bench:
         topic, synth = self.synth_topic(name, kind, count)
         self.say(f"{name}: baseline (b) raw consume")
         consume = self.baseline_consume(name, topic, count)
+        self.say(f"{name}: baseline (c) raw consume + bulk insert of pre-decoded documents")
+        store = self.baseline_store(name, topic, kind, count)
         arango: dict[str, Any] = {}
         if measure_arango:
             server = self.stack.restart_arango()  # a fresh server: its memory is this stage's alone
@@ -424,7 +460,7 @@ class Bench:
             )["sink"]
             variant["batch_size"] = batch
         self.stack.delete_topics([topic])
-        original = self.results[original_from]["baseline_original"]
+        original = self.results.get(original_from, {}).get("baseline_original", {"n": 0, "rate_consume": None})
         self.results[name] = {
             "kind": kind,
             "n": count,
@@ -441,7 +477,9 @@ class Bench:
                 "sink_rate_process": run["sink"]["rate_process"],
                 "sink_peak_rss_mb": run["sink"]["peak_rss_mb"],
                 "sink_records_per_cpu_s": run["sink"]["records_per_cpu_s"],
+                "sink_records_per_cpu_s_body": run["sink"]["records_per_cpu_s_body"],
             },
+            "baseline_store": store,
             "sink_run": run["sink"],
             "baseline_raw": {
                 "n": count,
@@ -572,6 +610,18 @@ def render_notes(results: dict[str, Any], meta: dict[str, Any]) -> str:
             )
         notes.append(big["source"])
     for name, r in results.items():
+        store = r.get("baseline_store")
+        if store:
+            s = r["streamforge"]
+            notes.append(
+                f"{name}: (c) raw consume + bulk insert of pre-decoded documents (batch {store['batch_size']:,}, "
+                f"same server): {store['rate_store']:,.0f}/s, {store['records_per_cpu_s']:,.0f} records per CPU-s; "
+                f"sink {s['sink_rate_body']:,.0f}/s = {_ratio(s['sink_rate_body'], store['rate_store'])}x (c), "
+                f"{s['sink_records_per_cpu_s_body'] or 0:,.0f} records per sink CPU-s over its body "
+                f"({s['sink_records_per_cpu_s']:,.0f} incl. interpreter start-up) = "
+                f"{_ratio(s['sink_records_per_cpu_s_body'], store['records_per_cpu_s'])}x (c) per CPU-s"
+            )
+    for name, r in results.items():
         if r["synthetic"] or not r["runs"]:
             continue
         run = r["runs"][0]
@@ -630,6 +680,9 @@ def main(argv: list[str] | None = None) -> int:
         f"--quick {QUICK_TRADES:,})",
     )
     parser.add_argument("--quick", action="store_true", help="smaller sets, no repeats (a smoke run, ~2 min)")
+    parser.add_argument(
+        "--sink-only", action="store_true", help="only the synthetic trades topic: sink vs (b) and (c), ~1.5 min"
+    )
     parser.add_argument("--repeats", type=int, default=None, help="repeats of each real window (default 3; --quick 1)")
     parser.add_argument(
         "--output", type=Path, default=None, help="JSON path (default bench/results/workers-<time>.json)"
@@ -650,11 +703,12 @@ def main(argv: list[str] | None = None) -> int:
         bench = Bench(stack, log_dir, quick=args.quick, trades=trades, repeats=repeats)
         bench.say(f"stack up: {stack.timings}")
         warmup = bench.warm_up()
-        for window in REAL_WINDOWS:
-            bench.real_window(*window)
-        bench.synthetic_set(
-            "candles_1m_repeated", "candles", bench.candles_synth, "candles_1m_3d", measure_arango=False
-        )
+        if not args.sink_only:
+            for window in REAL_WINDOWS:
+                bench.real_window(*window)
+            bench.synthetic_set(
+                "candles_1m_repeated", "candles", bench.candles_synth, "candles_1m_3d", measure_arango=False
+            )
         bench.synthetic_set("trades_repeated", "trades", trades, "trades_day", measure_arango=True)
         meta = {
             "when": stamp,
@@ -676,7 +730,8 @@ def main(argv: list[str] | None = None) -> int:
             "repeats": repeats,
             "partitions": 1,
             "sink_batch_size": "default (SinkSettings.batch_size)",
-            "arango": "plugins/streamforge/stack/arango_server (in-memory test server, own process), not a real ArangoDB",
+            "arango": "plugins/streamforge/stack/arango_server (in-memory test server, own process), "
+            "not a real ArangoDB",
         }
         results = bench.results
 
