@@ -198,8 +198,8 @@ def test_a_failing_sink_pod_stops_the_loader_and_fails_the_run(
     api: httpx.Client, kube_stack: LocalStack, recorder: PodRecorder, kafka_broker: Any,
     binance_replay: Any, webhook: WebhookReceiver,
 ) -> None:  # fmt: skip
-    # The loader's REST calls take 25 s, so it is still loading when the sink fails.
-    binance_replay.add_fault("delay", path_prefix="/api/v3/klines", delay_seconds=25)
+    # Every REST call of the loader times out (10 s) and is retried: it is still loading when the sink fails.
+    binance_replay.add_fault("delay", path_prefix="/api/v3/klines", delay_seconds=30)
     sf.unpause(api, DAG_FAILING)
     run = sf.trigger(api, DAG_FAILING, {"start": "2024-08-01", "end": "2024-08-02", "source": "rest"})
     run_id = run["dag_run_id"]
