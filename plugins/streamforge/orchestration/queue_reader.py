@@ -17,6 +17,8 @@ from typing import Any
 from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
 from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
 
+from streamforge.contracts.kafka_logging import kafka_client_logger
+
 log = logging.getLogger(__name__)
 
 METADATA_TIMEOUT = 15.0
@@ -48,6 +50,7 @@ def consumer_overrides(queue_id: str) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "earliest",
         "enable.partition.eof": True,
+        "logger": kafka_client_logger(),
     }
 
 

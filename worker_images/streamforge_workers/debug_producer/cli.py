@@ -28,6 +28,7 @@ from typing import Any, NoReturn
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Producer, TopicPartition
 
 from streamforge.contracts.config import EXIT_CONFIG, EXIT_ERROR, EXIT_OK, KafkaEnv, load_settings
+from streamforge.contracts.kafka_logging import kafka_client_logger
 from streamforge.contracts.messages import Command, CommandName, MessageError, Status, parse_event
 from streamforge.contracts.names import Component
 from streamforge_workers.runtime.worker import env_help
@@ -104,7 +105,7 @@ def parser() -> argparse.ArgumentParser:
 
 def _client_logger() -> logging.Logger:
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
-    return logging.getLogger("librdkafka")
+    return kafka_client_logger()
 
 
 class PongWaiter:

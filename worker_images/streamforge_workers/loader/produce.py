@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from confluent_kafka import KafkaError, KafkaException, Message, Producer
 
+from streamforge.contracts.kafka_logging import kafka_client_logger
 from streamforge.contracts.records import EndOfStream
 from streamforge_workers.runtime.worker import FatalError
 
@@ -49,7 +50,8 @@ class Keyed(Protocol):
 class DataProducer:
     def __init__(self, kafka_config: dict[str, Any], topic: str, client_id: str, **overrides: Any) -> None:
         self.topic = topic
-        self._producer = Producer({**kafka_config, **PRODUCER_TUNING, "client.id": client_id, **overrides})
+        config = {**kafka_config, **PRODUCER_TUNING, "client.id": client_id, "logger": kafka_client_logger()}
+        self._producer = Producer(config | overrides)
         self._error: str | None = None
         self.sent = 0
         self.delivered = 0

@@ -21,6 +21,7 @@ from typing import Any
 from confluent_kafka import Consumer, KafkaError, KafkaException, TopicPartition
 
 from streamforge.contracts.config import RunEnv
+from streamforge.contracts.kafka_logging import kafka_client_logger
 from streamforge.contracts.messages import Command, CommandName, MessageError, parse_command
 
 log = logging.getLogger("streamforge.control")
@@ -37,7 +38,7 @@ def control_consumer_config(settings: RunEnv) -> dict[str, Any]:
         "enable.auto.offset.store": False,
         "auto.offset.reset": "latest",
         "enable.partition.eof": True,
-        "logger": logging.getLogger("librdkafka"),
+        "logger": kafka_client_logger(),
     }
 
 

@@ -10,6 +10,7 @@ from typing import Any
 from confluent_kafka import KafkaError, Message, Producer
 
 from streamforge.contracts.config import RunEnv
+from streamforge.contracts.kafka_logging import kafka_client_logger
 from streamforge.contracts.messages import TERMINAL, Event, Status
 from streamforge_workers.runtime.metrics import EVENTS
 
@@ -27,7 +28,7 @@ def producer_config(settings: RunEnv, client_id: str) -> dict[str, Any]:
         "linger.ms": 5,
         # A terminal event that cannot be delivered within this time is reported as lost.
         "message.timeout.ms": 60_000,
-        "logger": logging.getLogger("librdkafka"),
+        "logger": kafka_client_logger(),
     }
 
 

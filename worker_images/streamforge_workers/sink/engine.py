@@ -21,6 +21,7 @@ from confluent_kafka import Consumer, KafkaError, KafkaException, Message, Topic
 from pydantic import ValidationError
 
 from streamforge.contracts.config import SinkSettings
+from streamforge.contracts.kafka_logging import kafka_client_logger
 from streamforge.contracts.record_codec import Document, RecordCodec
 from streamforge.contracts.records import EndOfStream, RecordError, is_eos
 from streamforge_workers.runtime.worker import FatalError, WorkerContext
@@ -68,6 +69,7 @@ def consumer_config(settings: SinkSettings) -> dict[str, Any]:
         "enable.partition.eof": False,
         # Bound the prefetch queue: small JSON records, no need for librdkafka's 64 MB default.
         "queued.max.messages.kbytes": 8192,
+        "logger": kafka_client_logger(),
     }
 
 
