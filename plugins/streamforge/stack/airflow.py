@@ -94,6 +94,11 @@ class AirflowStack:
             "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
             "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(self.home / "logs"),
             "PYTHONUNBUFFERED": "1",
+            # `verify` writes the run note through the REST API (orchestration/run_note.py).
+            "AIRFLOW_CONN_STREAMFORGE_AIRFLOW_API": json.dumps(
+                {"conn_type": "http", "host": "127.0.0.1", "port": self.port, "schema": "http",
+                 "login": self.username, "password": self.password}
+            ),
             **(extra_env or {}),
         }
         self._token: str | None = None
