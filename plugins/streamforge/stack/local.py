@@ -410,6 +410,9 @@ class LocalStack:
         }
         if self.airflow_db_url:
             info["airflow_metadata_db"] = self.airflow_db_url
+        if self.kube is not None:
+            kubeconfigs = {component: str(path) for component, path in self.kube_configs.items()}
+            info["kubernetes"] = {**self.kube.info(), "airflow_kubeconfigs": kubeconfigs}
         info["airflow_cli_env"] = str(self.write_cli_env())
         return info
 
