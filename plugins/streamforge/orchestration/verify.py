@@ -93,10 +93,10 @@ def check(
             lo, hi = summary.first, summary.last
             in_gaps = sum(max(0, min(g.last, hi) - max(g.first, lo) + 1) for g in gaps)
             if span != summary.count + in_gaps:
+                recorded = f" and {in_gaps} recorded as exchange gaps" if in_gaps else ""
                 problems.append(
                     f"trade ids {summary.first}..{summary.last} span {span} ids for "
-                    f"{summary.count} trades and {in_gaps} recorded as exchange gaps: "
-                    f"{span - summary.count - in_gaps} missing"
+                    f"{summary.count} trades{recorded}: {span - summary.count - in_gaps} missing"
                 )
     return Report(
         collection=plan.collection,
