@@ -10,8 +10,8 @@ from airflow_client.client import ApiClient, Configuration, DAGApi, DagRunApi, M
 from airflow_client.client.exceptions import UnauthorizedException
 from airflow_client.client.models import TriggerDAGRunPostBody
 
-from tests.airflow.conftest import DAG_1M, RUN_TIMEOUT, Scenario
 from streamforge.stack.local import LocalStack
+from tests.airflow.conftest import DAG_1M, RUN_TIMEOUT, Scenario
 
 pytestmark = pytest.mark.airflow
 

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from streamforge.contracts.names import collection_name
-from tests.airflow.conftest import BACKFILL_FROM, BACKFILL_TO, DAG_1M, RUN_TIMEOUT, Scenario
 from streamforge.stack import local as sf
 from streamforge.stack.local import LocalStack
+from tests.airflow.conftest import BACKFILL_FROM, BACKFILL_TO, DAG_1M, RUN_TIMEOUT, Scenario
 
 pytestmark = pytest.mark.airflow
 

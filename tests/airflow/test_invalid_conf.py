@@ -12,8 +12,8 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.airflow.conftest import DAG_1M, RUN_TIMEOUT, Scenario
 from streamforge.stack import local as sf
+from tests.airflow.conftest import DAG_1M, RUN_TIMEOUT, Scenario
 
 pytestmark = pytest.mark.airflow
 

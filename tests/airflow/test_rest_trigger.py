@@ -7,8 +7,8 @@ from collections.abc import Callable
 import httpx
 import pytest
 
-from tests.airflow.conftest import DAG_1M, RUN_TIMEOUT, SOURCES, Scenario
 from streamforge.stack import local as sf
+from tests.airflow.conftest import DAG_1M, RUN_TIMEOUT, SOURCES, Scenario
 
 pytestmark = pytest.mark.airflow
 

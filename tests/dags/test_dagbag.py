@@ -59,6 +59,19 @@ def test_task_graph(dagbag) -> None:  # type: ignore[no-untyped-def]
     assert isinstance(dag.get_task("run_loader"), KubernetesPodOperator)
 
 
+def test_ui_names_and_task_docs(dagbag) -> None:  # type: ignore[no-untyped-def]
+    """Readable names in the UI, and every task documented (survives serialisation)."""
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    names = {dag_id: dag.dag_display_name for dag_id, dag in dagbag.dags.items()}
+    assert names[DAG_1M] == "BTCUSDT · candles 1m"
+    assert names["streamforge__btcusdt__api_trades"] == "BTCUSDT · trades"
+    serialized = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(dagbag.dags[DAG_1M]))
+    assert serialized.dag_display_name == "BTCUSDT · candles 1m"
+    undocumented = [t.task_id for t in serialized.tasks if not t.doc_md]
+    assert not undocumented, undocumented
+
+
 def test_default_params_validate(dagbag) -> None:  # type: ignore[no-untyped-def]
     for dag in dagbag.dags.values():
         params = dag.params.validate()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from streamforge.orchestration import task_ids
 from streamforge.orchestration.catalog import DagSpec
 
 
@@ -34,3 +35,40 @@ topic of its own into ArangoDB (collection layout `{s.collection_layout.value}`)
 * **History**: `airflow backfill create --dag-id {spec.dag_id} --from-date … --to-date …`
   (throttled by max_active_runs={s.max_active_runs}).
 """
+
+
+def display_name(spec: DagSpec) -> str:
+    """What the UI shows instead of the DAG id: `BTCUSDT · candles 1m`, `ETHUSDT · trades`."""
+    kind = spec.type
+    return f"{spec.symbol} · {kind.kind.value}" + (f" {kind.interval.code}" if kind.interval else "")
+
+
+# The `doc_md` of each task (the task's "Task Instance Details" page in the UI).
+TASK_DOCS: dict[str, str] = {
+    task_ids.PLAN: (
+        "Names this attempt of the run from the run id, the try number and the params: the window, "
+        "queue id `wf-…-<h6>`, data topic `<queue_id>-data`, the collection, the workers' env and the "
+        "deadline. Refuses bad windows (end ≤ start, in the future, larger than the type allows) "
+        "before anything is created. A setup task: clearing any task re-plans."
+    ),
+    task_ids.CREATE_TOPIC: (
+        "Creates this attempt's Kafka data topic (param `partitions`; the broker's default "
+        "replication unless the catalog sets one) and waits for its leaders."
+    ),
+    task_ids.RUN_LOADER: (
+        "Runs the loader worker (Binance REST or the data.binance.vision archive → the data topic), "
+        "as a Kubernetes pod or a local child process, until it reports `finished` or fails."
+    ),
+    task_ids.RUN_SINK: (
+        "Runs the sink worker (data topic → ArangoDB, idempotent upserts by `_key`) until it "
+        "reports `finished` or fails."
+    ),
+    task_ids.AWAIT_OUTCOME: (
+        "Reads `queue-events` for this queue id only: succeeds when the sink has written what the "
+        "loader produced, fails on a worker error or at the run's deadline."
+    ),
+    task_ids.VERIFY: "Checks the collection: the window's document count, first and last key, no gaps.",
+    task_ids.SEND_STOP: "When anything failed: sends `stop` on `queue-control` so surviving workers end.",
+    task_ids.DELETE_TOPIC: "Deletes the data topic (teardown: runs whatever happened before).",
+    task_ids.WATCHER: "Fails the run and sends one alert when any task failed.",
+}

@@ -40,7 +40,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from streamforge.orchestration import alerts, task_ids, tasks
 from streamforge.orchestration.assets import data_asset
 from streamforge.orchestration.catalog import DagSpec, Role, SensorMode, load_catalog
-from streamforge.orchestration.docs import doc_md
+from streamforge.orchestration.docs import TASK_DOCS, display_name, doc_md
 from streamforge.orchestration.kafka_ops import create_data_topic, delete_data_topic
 from streamforge.orchestration.params import dag_params
 from streamforge.orchestration.plan import RunPlan
@@ -69,6 +69,7 @@ def build_dag(spec: DagSpec) -> DAG:
 
     with DAG(
         dag_id=spec.dag_id,
+        dag_display_name=display_name(spec),
         description=f"Binance {spec.symbol} {spec.data_type} -> Kafka -> ArangoDB ({s.runner.value})",
         schedule=CronDataIntervalTimetable(s.schedule, timezone="UTC") if s.schedule else None,
         start_date=datetime.combine(s.start_date, datetime.min.time(), UTC),
@@ -153,6 +154,8 @@ def build_dag(spec: DagSpec) -> DAG:
         # Not from the setups directly (Airflow wants ALL_SUCCESS right after a setup); a failed
         # setup still reaches the watcher as upstream_failed, which ONE_FAILED counts.
         [*workers, verified, stopped, deleted] >> watcher()
+        for each in dag.tasks:
+            each.doc_md = TASK_DOCS.get(each.task_id)
     return dag
 
 

@@ -13,6 +13,12 @@ from streamforge.contracts.gaps import GapPolicy
 from streamforge.orchestration.catalog import DagSpec
 
 _DATE_OR_DATETIME = [{"type": "null"}, {"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
+ADVANCED = "Advanced"  # a collapsed section of the trigger form
+SOURCE_LABELS = {
+    "auto": "Auto: the daily archive for complete days, the REST API for the rest",
+    "rest": "Binance REST API",
+    "archive": "data.binance.vision daily archive",
+}
 _WINDOW_HELP = (
     "ISO date (2024-08-01) or RFC 3339 date-time (2024-08-01T06:00:00Z), UTC. Leave start and end "
     "empty to load the run's day: its data interval (a manual run: the day of its logical date)."
@@ -20,9 +26,23 @@ _WINDOW_HELP = (
 
 
 def _window_param(title: str) -> Param:
-    # `type` lets the trigger form show a nullable text field; anyOf checks the two formats
-    # (format date-time is really checked: rfc3339-validator is installed).
-    return Param(None, title=title, description=_WINDOW_HELP, type=["null", "string"], anyOf=_DATE_OR_DATETIME)
+    """A nullable date or date-time, shown as the trigger form's date/time picker.
+
+    The form picks its widget from the top-level `type` and `format` (date-time: a calendar
+    plus an optional time; empty = null). Validation must accept a plain date too, so the
+    schema is a JSON Schema draft-07 `$ref`, whose sibling keywords (`type`, `format`) the
+    validator ignores by that draft's rule: the referenced anyOf alone decides (date-time is
+    really checked: rfc3339-validator is installed).
+    """
+    return Param(
+        None,
+        title=title,
+        description=_WINDOW_HELP,
+        type=["null", "string"],
+        format="date-time",
+        **{"$schema": "http://json-schema.org/draft-07/schema#", "$ref": "#/definitions/window"},
+        definitions={"window": {"anyOf": _DATE_OR_DATETIME}},
+    )
 
 
 def dag_params(spec: DagSpec) -> dict[str, Param]:
@@ -33,7 +53,8 @@ def dag_params(spec: DagSpec) -> dict[str, Param]:
         "source": Param(
             run.source.value,
             type="string",
-            enum=["auto", "rest", "archive"],
+            enum=list(SOURCE_LABELS),
+            values_display=SOURCE_LABELS,
             title="Source",
             description="auto: the daily archive for complete days, REST for the rest",
         ),
@@ -54,9 +75,16 @@ def dag_params(spec: DagSpec) -> dict[str, Param]:
             maximum=1000,
             title="Batch size",
             description="records per Binance request / Kafka batch",
+            section=ADVANCED,
         ),
         "partitions": Param(
-            spec.settings.topics.data_partitions, type="integer", minimum=1, maximum=64, title="Data topic partitions"
+            spec.settings.topics.data_partitions,
+            type="integer",
+            minimum=1,
+            maximum=64,
+            title="Data topic partitions",
+            description="partitions of this run's data topic (more: more sink consumers)",
+            section=ADVANCED,
         ),
         "timeout_minutes": Param(
             run.timeout_minutes,
@@ -65,5 +93,6 @@ def dag_params(spec: DagSpec) -> dict[str, Param]:
             maximum=run.max_timeout_minutes,
             title="Timeout (minutes)",
             description="the workers must have finished this long after `plan`",
+            section=ADVANCED,
         ),
     }
