@@ -47,6 +47,7 @@ TOP_LEVEL = {
     "pydantic",
     "pydantic-settings",
     "pyyaml",
+    "msgspec",
 }
 SETUPTOOLS_PIN = "setuptools==80.9.0"  # the builder stage's build backend pin
 CONSOLE_SCRIPTS = ("streamforge-loader", "streamforge-sink", "dummy-service", "debug-producer")
