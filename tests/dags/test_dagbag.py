@@ -12,7 +12,7 @@ from tests.dags.helpers import DAG_1M, DAGS, REPO
 
 EXPECTED = {
     f"streamforge__{s}__{t}" for s in ("btcusdt", "ethusdt") for t in ("api_candles_1m", "api_candles_1h", "api_trades")
-}
+} | {"streamforge__coverage", "streamforge__sweeper"}
 
 
 def test_every_catalog_dag_imports_without_errors(dagbag) -> None:  # type: ignore[no-untyped-def]

@@ -3,6 +3,7 @@
     streamforge up | down | status | demo     the local stack (stack.py)
     streamforge catalog validate FILE         the pipeline catalog (catalog.py)
     streamforge topics gc [--yes]             leaked per-run data topics (topics.py)
+    streamforge coverage [--pipeline P] [--json]  the declared history, day by day (coverage.py)
 
 Adding a command group is one line: write `cli/<group>.py` holding `app = typer.Typer(...)`
 with its commands, and add `"<group>"` to GROUPS below; `streamforge <group> ...` then runs
@@ -15,7 +16,7 @@ import importlib
 
 import typer
 
-GROUPS = ("catalog", "topics")  # modules of this package, each with a `typer.Typer` named app
+GROUPS = ("catalog", "topics", "coverage")  # modules of this package, each with a `typer.Typer` named app
 
 app = typer.Typer(
     name="streamforge",

@@ -1,6 +1,6 @@
 """The AQL the product issues, in one place.
 
-Sinks write through the document API; only verification reads with AQL. Keeping every query
+Sinks write through the document API; only verification and coverage read with AQL. Keeping every query
 here lets the ArangoDB-compatible test server implement exactly these shapes, and lets the
 contract tests run them against a real ArangoDB as well.
 """
@@ -26,3 +26,11 @@ def window_summary_bind_vars(
         "start": start_ms,
         "end": end_ms,
     }
+
+
+# The gap ledger's exchange gaps of one symbol x data type (coverage reads them).
+GAPS_OF = """
+FOR g IN @@collection
+  FILTER g.symbol == @symbol AND g.data_type == @data_type
+  RETURN g
+""".strip()

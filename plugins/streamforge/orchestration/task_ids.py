@@ -25,3 +25,7 @@ ORDER: Final = (PLAN, CREATE_TOPIC, RUN_LOADER, RUN_SINK, AWAIT_OUTCOME, VERIFY,
 def worker_task_id(role: str) -> str:
     """`run_loader` / `run_sink` for a worker role."""
     return f"run_{role}"
+
+# The maintenance DAGs (orchestration/maintenance.py): one task each.
+SUMMARIZE_COVERAGE: Final = "summarize_coverage"
+SWEEP: Final = "sweep"

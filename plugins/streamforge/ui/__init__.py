@@ -1,0 +1,1 @@
+"""The Airflow UI part of StreamForge: the coverage page (an Airflow 3 plugin, see plugin.py)."""
