@@ -134,6 +134,27 @@ class LoaderSource(StrEnum):
     ARCHIVE = "archive"
 
 
+class _PerRun:
+    """Marks a settings field whose value the DAG's `plan` renders for each run attempt; every
+    other field is deployment configuration (ConfigMap/Secret, or the Airflow connections)."""
+
+    def __repr__(self) -> str:
+        return "PER_RUN"
+
+
+PER_RUN = _PerRun()  # use as Annotated[type, PER_RUN]
+
+
+def per_run_env(model: type[BaseSettings]) -> tuple[str, ...]:
+    """The env variables `plan` renders for a worker of `model` (ARCHITECTURE §5)."""
+    return tuple(name.upper() for name, field in model.model_fields.items() if PER_RUN in field.metadata)
+
+
+def env_names(*models: type[BaseSettings]) -> frozenset[str]:
+    """Every env variable the models read (upper case)."""
+    return frozenset(name.upper() for model in models for name in model.model_fields)
+
+
 class _Env(BaseSettings):
     model_config = SettingsConfigDict(extra="ignore", case_sensitive=False, frozen=True)
 
@@ -201,12 +222,12 @@ def kafka_client_config(
 class RunEnv(KafkaEnv):
     """Identity of the run a worker belongs to (rendered by the DAG's `plan`)."""
 
-    queue_id: str = Field(min_length=1)
-    symbol: Symbol
-    type: str
-    telemetry_producer_id: str = Field(min_length=1)
+    queue_id: Annotated[str, PER_RUN] = Field(min_length=1)
+    symbol: Annotated[Symbol, PER_RUN]
+    type: Annotated[str, PER_RUN]
+    telemetry_producer_id: Annotated[str, PER_RUN] = Field(min_length=1)
     # Workers read queue-control from the offsets at this instant, so no earlier command is lost.
-    queue_created_at: datetime
+    queue_created_at: Annotated[datetime, PER_RUN]
     log_level: str = "INFO"
     metrics_port: int = Field(default=8000, ge=0, le=65535)
 
@@ -221,24 +242,25 @@ class RunEnv(KafkaEnv):
 
 
 class LoaderSettings(RunEnv):
-    type: DataTypeName
-    time_range: TimeRangeEnv
-    kafka_topic: str = Field(min_length=1)
-    loader_source: LoaderSource = LoaderSource.AUTO
-    binance_api_url: str = "https://api.binance.com"
+    type: Annotated[DataTypeName, PER_RUN]
+    time_range: Annotated[TimeRangeEnv, PER_RUN]
+    kafka_topic: Annotated[str, PER_RUN] = Field(min_length=1)
+    loader_source: Annotated[LoaderSource, PER_RUN] = LoaderSource.AUTO
+    binance_api_url: Annotated[str, PER_RUN] = "https://api.binance.com"
     # Base of the archive layout, market included: …/data/spot or …/data/futures/cm
-    binance_archive_url: str = "https://data.binance.vision/data/spot"
+    binance_archive_url: Annotated[str, PER_RUN] = "https://data.binance.vision/data/spot"
     # Share of Binance's 6000/min request weight this loader may use.
     binance_weight_budget: int = Field(default=3000, gt=0, le=6000)
     # Longest Retry-After (429/418) the loader will sit out before failing.
     binance_max_wait_seconds: float = Field(default=300, ge=0)
-    batch_size: int = Field(default=1000, gt=0, le=1000)
+    batch_size: Annotated[int, PER_RUN] = Field(default=1000, gt=0, le=1000)
     # What an exchange gap does to the run (contracts/gaps.py): record it and succeed, or fail.
-    gaps: GapPolicy = GapPolicy.RECORD
+    gaps: Annotated[GapPolicy, PER_RUN] = GapPolicy.RECORD
 
     @model_validator(mode="after")
     def _window_fits_the_type(self) -> Self:
-        limit = DataType.parse(self.type).max_window
+        # The backstop of plan's per-DAG rule (a day of trades per daily run, a month per monthly run).
+        limit = DataType.parse(self.type).max_run_window
         if self.time_range.end - self.time_range.start > limit:
             raise ValueError(
                 f"TIME_RANGE {self.time_range.iso()} is longer than the {_days(limit)} one {self.type} run may load; "
@@ -253,15 +275,18 @@ def _days(span: timedelta) -> str:
 
 
 class SinkSettings(RunEnv):
-    type: DataTypeName
-    kafka_topic: str = Field(min_length=1)
-    collection_name: str = Field(min_length=1)
-    collection_layout: Layout = Layout.DAILY
+    type: Annotated[DataTypeName, PER_RUN]
+    kafka_topic: Annotated[str, PER_RUN] = Field(min_length=1)
+    # Unset (or empty) with the daily layout: every record goes to its own day's collection
+    # (names.routes_per_day: windows longer than a day), which must lie inside TIME_RANGE.
+    collection_name: Annotated[str | None, PER_RUN] = None
+    collection_layout: Annotated[Layout, PER_RUN] = Layout.DAILY
+    time_range: Annotated[TimeRangeEnv | None, PER_RUN] = None
     arango_url: str = Field(min_length=1)
     arango_db: str = "streamforge"
     arango_user: str = "root"
     arango_password: SecretStr = SecretStr("")
-    batch_size: int = Field(default=1000, gt=0, le=100_000)
+    batch_size: Annotated[int, PER_RUN] = Field(default=1000, gt=0, le=100_000)
     batch_max_latency_ms: int = Field(default=500, gt=0)
     # While ArangoDB is unreachable (refused, timeout, 5xx) a request is retried with
     # exponential backoff (ARANGO_RETRY_WAIT_SECONDS, doubled each time, capped at 8 s) up to
@@ -269,6 +294,23 @@ class SinkSettings(RunEnv):
     arango_retry_attempts: int = Field(default=6, ge=1, le=100)
     arango_retry_wait_seconds: float = Field(default=1.0, gt=0, le=60)
     arango_timeout_seconds: float = Field(default=30, gt=0, le=600)
+
+    @field_validator("collection_name", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _collection_or_day_routing(self) -> Self:
+        if self.collection_name is None:
+            if self.collection_layout is not Layout.DAILY:
+                raise ValueError(f"COLLECTION_NAME is required with COLLECTION_LAYOUT={self.collection_layout.value}")
+            if self.time_range is None:
+                raise ValueError(
+                    "COLLECTION_NAME or TIME_RANGE is required: without a collection, records go to "
+                    "their day's collection, which must lie inside TIME_RANGE"
+                )
+        return self
 
     @property
     def data_type(self) -> DataType:

@@ -14,43 +14,20 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from streamforge.contracts.config import LoaderSource, TimeRange
+from streamforge.contracts.config import LoaderSettings, LoaderSource, SinkSettings, TimeRange, per_run_env
 from streamforge.contracts.gaps import GapPolicy
 from streamforge.contracts.names import Layout, RunNames, h6
 from streamforge.orchestration.catalog import DagSpec, Role
 from streamforge.orchestration.window import WindowError, default_window, resolve_window
 
-# The run-specific env of each role (everything else is cluster configuration: ConfigMap and
-# Secret in Kubernetes, the Airflow connections in local runs). The runners template exactly
-# these keys from the plan XCom.
-ROLE_ENV_KEYS: dict[Role, tuple[str, ...]] = {
-    Role.LOADER: (
-        "QUEUE_ID",
-        "SYMBOL",
-        "TYPE",
-        "TIME_RANGE",
-        "KAFKA_TOPIC",
-        "TELEMETRY_PRODUCER_ID",
-        "QUEUE_CREATED_AT",
-        "LOADER_SOURCE",
-        "BATCH_SIZE",
-        "BINANCE_API_URL",
-        "BINANCE_ARCHIVE_URL",
-        "GAPS",
-    ),
-    Role.SINK: (
-        "QUEUE_ID",
-        "SYMBOL",
-        "TYPE",
-        "TIME_RANGE",
-        "KAFKA_TOPIC",
-        "COLLECTION_NAME",
-        "COLLECTION_LAYOUT",
-        "TELEMETRY_PRODUCER_ID",
-        "QUEUE_CREATED_AT",
-        "BATCH_SIZE",
-    ),
+# The run-specific env of each role, derived from the workers' settings models (the fields
+# marked PER_RUN; everything else is cluster configuration: ConfigMap and Secret in Kubernetes,
+# the Airflow connections in local runs). The runners template exactly these keys from the plan XCom.
+ROLE_SETTINGS: dict[Role, type[LoaderSettings] | type[SinkSettings]] = {
+    Role.LOADER: LoaderSettings,
+    Role.SINK: SinkSettings,
 }
+ROLE_ENV_KEYS: dict[Role, tuple[str, ...]] = {role: per_run_env(model) for role, model in ROLE_SETTINGS.items()}
 
 
 class PlanError(ValueError):

@@ -34,7 +34,16 @@ from typing import Any
 from airflow.sdk import BaseHook, BaseSensorOperator, Context
 from airflow.sdk.exceptions import AirflowFailException
 
-from streamforge.contracts.config import EXIT_CONFIG, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_OK
+from streamforge.contracts.config import (
+    EXIT_CONFIG,
+    EXIT_ERROR,
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    DummySettings,
+    LoaderSettings,
+    SinkSettings,
+    env_names,
+)
 from streamforge.orchestration.catalog import DagSpec
 from streamforge.orchestration.connections import worker_env
 from streamforge.orchestration.guards import claim_queue
@@ -43,24 +52,16 @@ from streamforge.orchestration.spec import WorkerSpec, needs_arango, plan_ref
 STATE_DIR_ENV = "STREAMFORGE_LOCAL_STATE_DIR"
 # Parent variables a worker must not inherit: Airflow's own (connections, secrets, tokens)
 # and anything a worker reads, which comes only from the plan and the connections.
-_DROPPED_PREFIXES = (
-    "AIRFLOW",
-    "_AIRFLOW",
-    "KAFKA_",
-    "ARANGO_",
-    "QUEUE_",
-    "BINANCE_",
-    "LOADER_",
-    "COLLECTION_",
-    "TELEMETRY_",
-)
-_DROPPED = {"SYMBOL", "TYPE", "TIME_RANGE", "BATCH_SIZE", "METRICS_PORT"}
+# Never inherited from the Airflow worker: its own settings, and every variable a worker reads
+# (derived from the settings models), so only the plan and the connections configure a worker.
+_DROPPED_PREFIXES = ("AIRFLOW", "_AIRFLOW")
+_DROPPED = env_names(LoaderSettings, SinkSettings, DummySettings)
 _TAIL_LINES = 40
 _KILL_GRACE = timedelta(minutes=1)
 
 
 def inherited_env(environ: Mapping[str, str]) -> dict[str, str]:
-    return {k: v for k, v in environ.items() if not k.startswith(_DROPPED_PREFIXES) and k not in _DROPPED}
+    return {k: v for k, v in environ.items() if not k.startswith(_DROPPED_PREFIXES) and k.upper() not in _DROPPED}
 
 
 def error_text(lines: list[str]) -> str:
