@@ -206,6 +206,25 @@ class Alerts(_Strict):
     run_deadline_minutes: int | None = Field(default=None, gt=0)
 
 
+class HistoryWindow(StrEnum):
+    DAY = "day"
+    MONTH = "month"  # the factory also builds `{dag_id}__monthly`, one run per calendar month
+
+
+class History(_Strict):
+    """The history a pipeline keeps: coverage shows it, the sweeper loads what is missing."""
+
+    since: date
+    until: date | None = None  # inclusive; None: up to the last complete day
+    window: HistoryWindow = HistoryWindow.DAY
+
+    @model_validator(mode="after")
+    def _ordered(self) -> History:
+        if self.until is not None and self.until < self.since:
+            raise ValueError(f"until {self.until} is before since {self.since}")
+        return self
+
+
 class PipelineSettings(_Strict):
     """Every setting of one DAG: the catalog's defaults deep-merged with an entry's overrides."""
 
@@ -231,6 +250,7 @@ class PipelineSettings(_Strict):
     kubernetes: KubernetesSettings
     alerts: Alerts = Alerts()
     tags: list[str] = Field(default_factory=list)
+    history: History | None = None
 
     @field_validator("schedule")
     @classmethod

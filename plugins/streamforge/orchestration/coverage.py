@@ -29,7 +29,7 @@ from streamforge.contracts.aql import GAPS_OF, WINDOW_SUMMARY, window_summary_bi
 from streamforge.contracts.config import TimeRange
 from streamforge.contracts.gaps import GAP_COLLECTION, LISTING_COLLECTION, Gap, ListingInfo, listing_key
 from streamforge.contracts.names import DataType, Kind, Layout, collection_name
-from streamforge.orchestration.catalog import DagSpec
+from streamforge.orchestration.catalog import DagSpec, HistoryWindow
 from streamforge.orchestration.window import default_window
 
 DAY_MS = 86_400_000
@@ -137,14 +137,10 @@ class History(_Frozen):
 
 def declared_history(spec: DagSpec) -> History | None:
     """The entry's catalog `history`, or None when it declares none."""
-    history = getattr(spec.settings, "history", None)
-    if history is None:
+    declared = spec.settings.history
+    if declared is None:
         return None
-    return History(
-        since=history.since,
-        until=getattr(history, "until", None),
-        monthly=str(getattr(history, "window", "day")) in ("month", "Window.MONTH"),
-    )
+    return History(since=declared.since, until=declared.until, monthly=declared.window is HistoryWindow.MONTH)
 
 
 def monthly_dag_id(dag_id: str) -> str:

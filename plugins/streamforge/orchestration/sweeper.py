@@ -155,6 +155,11 @@ def sweep(
     api: AirflowApi, coverages: Sequence[PipelineCoverage], budget: int, max_active_runs: int = 4, dry_run: bool = False
 ) -> SweepReport:
     """Plan and create the backfills; a backfill Airflow refuses is reported as skipped."""
+    # Months go to the monthly DAG only where Airflow has it (else their days go to the daily one).
+    coverages = [
+        c if not c.monthly_dag_id or api.dag_exists(c.monthly_dag_id) else c.model_copy(update={"monthly_dag_id": None})
+        for c in coverages
+    ]
     planned = plan_sweep(coverages, busy_dags(api, coverages), budget)
     if dry_run:
         return planned
