@@ -67,8 +67,9 @@ def test_time_range_forms(value: str, start: str, end: str) -> None:
         ({"TIME_RANGE": "2020-01-03:2020-01-01"}, "TIME_RANGE: end 2020-01-02T00:00:00+00:00 must be after start"),
         ({"TYPE": "api_candles_7m"}, "TYPE: unknown data type 'api_candles_7m'"),
         (
-            {"TYPE": "api_trades", "TIME_RANGE": "2020-01-01:2020-01-02"},
-            "error: TIME_RANGE 2020-01-01T00:00:00Z/2020-01-03T00:00:00Z is longer than the 1 day one api_trades",
+            # a monthly run's month at most (plan keeps daily runs of trades to a day)
+            {"TYPE": "api_trades", "TIME_RANGE": "2020-01-01:2020-02-01"},
+            "error: TIME_RANGE 2020-01-01T00:00:00Z/2020-02-02T00:00:00Z is longer than the 31 days one api_trades",
         ),
         ({"SYMBOL": "BTC/USDT"}, "SYMBOL: illegal symbol 'BTC/USDT'"),
         ({"LOADER_SOURCE": "ftp"}, "LOADER_SOURCE: Input should be 'auto', 'rest' or 'archive'"),

@@ -99,6 +99,8 @@ class Interval:
 
 
 _MIN, _HOUR, _DAY = 60_000, 3_600_000, 86_400_000
+# The longest calendar month: the window of a monthly DAG's run (orchestration/monthly.py).
+MONTH_WINDOW = timedelta(days=31)
 INTERVALS: dict[str, Interval] = {
     i.code: i
     for i in (
@@ -163,6 +165,11 @@ class DataType:
             return timedelta(days=366 * 5)
         # at most ~1M candles, at most one year
         return min(timedelta(milliseconds=self.interval.ms * 1_000_000), timedelta(days=366))
+
+    @property
+    def max_run_window(self) -> timedelta:
+        """Largest window any run may load: `max_window`, or one calendar month (a monthly DAG's run)."""
+        return max(self.max_window, MONTH_WINDOW)
 
 
 def validate_symbol(symbol: str) -> str:
@@ -286,3 +293,41 @@ def _worker(component: Component | str, role: str | None) -> str:
 def collection_name(symbol: str, data_type: str, day: datetime, layout: Layout = Layout.DAILY) -> str:
     """The collection a day of data lands in (used by verification and tests)."""
     return RunNames(symbol, data_type, day, "000000", layout).collection
+
+
+ONE_DAY = timedelta(days=1)
+
+
+def routes_per_day(start: datetime, end: datetime, layout: Layout) -> bool:
+    """Whether a window's documents spread over one collection per UTC day (ARCHITECTURE §4).
+
+    Under the daily layout a window longer than a day (a monthly run, a long backfill window)
+    puts each record into its own day's collection, exactly where the daily run of that day
+    puts it; the sink then gets no COLLECTION_NAME and routes each record by its time field.
+    A window of at most a day keeps the one collection of its start day.
+    """
+    return layout is Layout.DAILY and end - start > ONE_DAY
+
+
+@dataclass(frozen=True)
+class WindowPart:
+    """The part of a window stored in one collection: [start, end) of `collection`."""
+
+    collection: str
+    start: datetime
+    end: datetime
+
+
+def window_collections(
+    symbol: str, data_type: str, start: datetime, end: datetime, layout: Layout = Layout.DAILY
+) -> list[WindowPart]:
+    """Every collection a window's documents land in, in time order, with the part each holds."""
+    if not routes_per_day(start, end, layout):
+        return [WindowPart(collection_name(symbol, data_type, start, layout), start, end)]
+    parts = []
+    day = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    while day < end:
+        name = collection_name(symbol, data_type, day, layout)
+        parts.append(WindowPart(name, max(start, day), min(end, day + ONE_DAY)))
+        day += ONE_DAY
+    return parts

@@ -12,11 +12,11 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any, TypeVar
 
 import requests
 from arango import ArangoClient
-from arango.collection import StandardCollection
 from arango.exceptions import ArangoServerError, DocumentInsertError
 from arango.http import DefaultHTTPClient
 from arango.request import Request
@@ -27,6 +27,7 @@ from streamforge.contracts.names import Layout
 from streamforge.contracts.record_codec import Document, import_body
 from streamforge_workers.runtime.worker import FatalError, Interrupted
 from streamforge_workers.sink.metrics import ARANGO_RETRIES
+from streamforge_workers.sink.routing import CollectionRouter, OutsideWindow
 
 T = TypeVar("T")
 
@@ -59,7 +60,11 @@ def is_transient(exc: BaseException) -> bool:
 
 
 class ArangoWriter:
-    """Writes documents of one collection; `setup()` first, then `write()` per batch."""
+    """Writes a run's documents; `setup()` first, then `write()` per batch.
+
+    The collection is COLLECTION_NAME, or each document's day's collection (routing.py),
+    created when its first batch arrives.
+    """
 
     def __init__(
         self,
@@ -86,56 +91,76 @@ class ArangoWriter:
             password=settings.arango_password.get_secret_value(),
             verify=False,
         )
-        self._collection: StandardCollection = self._db.collection(settings.collection_name)
-
-    @property
-    def collection(self) -> StandardCollection:
-        return self._collection
+        self._router = CollectionRouter(settings)
+        self._ready: set[str] = set()  # collections known to exist
 
     def setup(self) -> None:
-        """Check the database, create the collection (and its time index for layout single)."""
-        name = self._settings.collection_name
-        exists = self._call(f"look up collection {name}", lambda: self._db.has_collection(name))
-        if not exists:
-            self._call(f"create collection {name}", self._create_collection)
-            self._log.info("created collection", extra={"collection": name})
+        """Check the database; create COLLECTION_NAME (and its time index for layout single).
+
+        Routed per day, the collections are created as their first documents arrive.
+        """
+        if self._router.fixed is None:
+            name = self._settings.arango_db
+            self._call(f"look up database {name}", lambda: self._db.properties())
+            return
+        self._ensure(self._router.fixed)
         if self._settings.collection_layout is Layout.SINGLE:
-            field = self._settings.data_type.time_field
+            collection, field = self._db.collection(self._router.fixed), self._settings.data_type.time_field
             # Creating an identical index again returns the existing one, so this is idempotent.
             self._call(
-                f"create the {field} index on {name}",
-                lambda: self._collection.add_index({"type": "persistent", "fields": [field], "name": f"idx_{field}"}),
+                f"create the {field} index on {self._router.fixed}",
+                lambda: collection.add_index({"type": "persistent", "fields": [field], "name": f"idx_{field}"}),
             )
 
-    def _create_collection(self) -> None:
+    def _ensure(self, name: str) -> None:
+        if name in self._ready:
+            return
+        exists = self._call(f"look up collection {name}", lambda: self._db.has_collection(name))
+        if not exists:
+            self._call(f"create collection {name}", lambda: self._create_collection(name))
+            self._log.info("created collection", extra={"collection": name})
+        self._ready.add(name)
+
+    def _create_collection(self, name: str) -> None:
         try:
-            self._db.create_collection(self._settings.collection_name)
+            self._db.create_collection(name)
         except ArangoServerError as exc:
             if exc.error_code != _ERR_DUPLICATE_NAME:  # created meanwhile by someone else: fine
                 raise
 
     def write(self, docs: list[Document]) -> None:
-        """Insert-or-replace every document; returns only if ALL of them are stored."""
-        if docs:
-            # Encoded once, outside the retries: the body is the same for every attempt.
-            body = import_body(docs).decode("ascii")  # keys and fields are ASCII by the contract
-            self._call(f"write {len(docs)} documents", lambda: self._import(body, len(docs)))
+        """Insert-or-replace every document; returns only if ALL of them are stored.
 
-    def _import(self, body: str, count: int) -> None:
+        A batch spanning several days is one import per collection; the caller commits only
+        after all of them, so a failure in between replays the whole batch (replace on `_key`).
+        """
+        if not docs:
+            return
+        try:
+            parts = self._router.split(docs)
+        except OutsideWindow as exc:
+            raise ArangoWriteError(str(exc)) from None
+        for name, part in parts.items():
+            self._ensure(name)
+            # Encoded once, outside the retries: the body is the same for every attempt.
+            body = import_body(part).decode("ascii")  # keys and fields are ASCII by the contract
+            self._call(f"write {len(part)} documents to {name}", partial(self._import, name, body, len(part)))
+
+    def _import(self, collection: str, body: str, count: int) -> None:
         """One bulk import, all or nothing (`complete`): a failing document fails the whole request,
         so a retry or a replay after a crash writes the same batch again (replace on `_key`)."""
         request = Request(
             method="post",
             endpoint="/_api/import",
             params={
-                "collection": self._settings.collection_name,
+                "collection": collection,
                 "type": "documents",
                 "onDuplicate": "replace",
                 "complete": True,
                 "details": True,
             },
             data=body,
-            write=self._settings.collection_name,
+            write=collection,
         )
         response = self._db.request(request)
         if not response.is_success:
@@ -145,7 +170,7 @@ class ArangoWriter:
         if result.get("errors") or stored != count:
             details = result.get("details") or []
             raise _IncompleteImport(
-                f"ArangoDB at {self._settings.arango_url}: the import into {self._settings.collection_name} "
+                f"ArangoDB at {self._settings.arango_url}: the import into {collection} "
                 f"stored {stored} of {count} documents ({result.get('errors')} errors)"
                 + (f"; first: {details[0]}" if details else "")
             )
