@@ -42,6 +42,7 @@ from streamforge.orchestration.assets import data_asset
 from streamforge.orchestration.catalog import DagSpec, Role, SensorMode, load_catalog
 from streamforge.orchestration.docs import TASK_DOCS, display_name, doc_md
 from streamforge.orchestration.kafka_ops import create_data_topic, delete_data_topic
+from streamforge.orchestration.monthly import is_monthly
 from streamforge.orchestration.params import dag_params
 from streamforge.orchestration.plan import RunPlan
 from streamforge.orchestration.runners import worker_task
@@ -69,8 +70,9 @@ def build_dag(spec: DagSpec) -> DAG:
 
     with DAG(
         dag_id=spec.dag_id,
-        dag_display_name=display_name(spec),
-        description=f"Binance {spec.symbol} {spec.data_type} -> Kafka -> ArangoDB ({s.runner.value})",
+        dag_display_name=display_name(spec) + (" · monthly" if is_monthly(spec) else ""),
+        description=f"Binance {spec.symbol} {spec.data_type} -> Kafka -> ArangoDB ({s.runner.value})"
+        + (", one calendar month per run" if is_monthly(spec) else ""),
         schedule=CronDataIntervalTimetable(s.schedule, timezone="UTC") if s.schedule else None,
         start_date=datetime.combine(s.start_date, datetime.min.time(), UTC),
         catchup=False,
@@ -149,7 +151,9 @@ def build_dag(spec: DagSpec) -> DAG:
         stopped = send_stop()
         workers >> stopped
         deleted = delete_topic(planned)
-        [verified, stopped] >> deleted
+        # verify reads ArangoDB only, so it stays outside the topic's setup scope: a window skipped
+        # at the listing boundary (create_topic skipped, workers with it) is still verified.
+        stopped >> deleted
         deleted.as_teardown(setups=created)
         # Not from the setups directly (Airflow wants ALL_SUCCESS right after a setup); a failed
         # setup still reaches the watcher as upstream_failed, which ONE_FAILED counts.
