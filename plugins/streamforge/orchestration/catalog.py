@@ -308,6 +308,8 @@ class DagSpec(_Strict):
     pipeline: str
     description: str
     settings: PipelineSettings
+    # day: the pipeline's DAG; month: its `__monthly` DAG (orchestration/monthly.py)
+    run_window: HistoryWindow = HistoryWindow.DAY
 
     @property
     def type(self) -> DataType:
@@ -421,16 +423,19 @@ def parse_catalog(data: Any, path: str = "<catalog>", environ: Mapping[str, str]
                     problems.append(f"{label}: {spec_id} is already defined by pipeline {owners[spec_id]!r}")
                     continue
                 owners[spec_id] = entry.name
-                specs.append(
-                    DagSpec(
-                        dag_id=spec_id,
-                        symbol=symbol,
-                        data_type=type_name,
-                        pipeline=entry.name,
-                        description=entry.description,
-                        settings=settings,
-                    )
+                spec = DagSpec(
+                    dag_id=spec_id,
+                    symbol=symbol,
+                    data_type=type_name,
+                    pipeline=entry.name,
+                    description=entry.description,
+                    settings=settings,
                 )
+                specs.append(spec)
+                if settings.history is not None and settings.history.window is HistoryWindow.MONTH:
+                    from streamforge.orchestration.monthly import monthly_spec  # it builds on this module
+
+                    specs.append(monthly_spec(spec))
     if problems:
         raise CatalogError(f"{path}: invalid catalog:\n  " + "\n  ".join(problems))
     return Catalog(path=path, defaults=defaults, dags=tuple(specs))

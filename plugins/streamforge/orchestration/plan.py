@@ -16,8 +16,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from streamforge.contracts.config import LoaderSettings, LoaderSource, SinkSettings, TimeRange, per_run_env
 from streamforge.contracts.gaps import GapPolicy
-from streamforge.contracts.names import Layout, RunNames, h6
+from streamforge.contracts.names import Layout, RunNames, WindowPart, h6, routes_per_day, window_collections
 from streamforge.orchestration.catalog import DagSpec, Role
+from streamforge.orchestration.monthly import window_limit
 from streamforge.orchestration.window import WindowError, default_window, resolve_window
 
 # The run-specific env of each role, derived from the workers' settings models (the fields
@@ -62,7 +63,9 @@ class RunPlan(BaseModel):
     h6: str
     queue_id: str
     data_topic: str
-    collection: str
+    collection: str  # the window's one collection; with `per_day`, its first day's
+    # Each record in its own day's collection (names.routes_per_day): the sink gets no COLLECTION_NAME.
+    per_day: bool = False
     window_start: datetime
     window_end: datetime
     time_range: str
@@ -87,6 +90,13 @@ class RunPlan(BaseModel):
     @property
     def created_at_ms(self) -> int:
         return int(self.created_at.timestamp() * 1000)
+
+    @property
+    def parts(self) -> list[WindowPart]:
+        """The collections the window's documents land in, each with its part of the window."""
+        if not self.per_day:
+            return [WindowPart(self.collection, self.window_start, self.window_end)]
+        return window_collections(self.symbol, self.data_type, self.window_start, self.window_end, self.layout)
 
     def xcom(self) -> dict[str, Any]:
         return self.model_dump(mode="json")
@@ -140,7 +150,12 @@ def make_plan(
         )
     try:
         window = resolve_window(
-            p.start, p.end, default_window(settings.window_cron, logical_date, run_after), spec.type, now
+            p.start,
+            p.end,
+            default_window(settings.window_cron, logical_date, run_after),
+            spec.type,
+            now,
+            window_limit(spec),
         )
     except WindowError as exc:
         raise PlanError(str(exc)) from None
@@ -148,6 +163,7 @@ def make_plan(
     names = RunNames(
         spec.symbol, spec.data_type, window.start, h6(spec.dag_id, run_id, attempt), settings.collection_layout
     )
+    per_day = routes_per_day(window.start, window.end, settings.collection_layout)
     created_at = (now - timedelta(seconds=settings.clock_skew_seconds)).astimezone(UTC)
     components = {role: settings.component(role, spec.type).value for role in Role}
     workers = names.worker_ids(components)  # role -> (telemetry producer id, pod name)
@@ -173,7 +189,7 @@ def make_plan(
         Role.SINK: common
         | {
             "TELEMETRY_PRODUCER_ID": producers[Role.SINK],
-            "COLLECTION_NAME": names.collection,
+            "COLLECTION_NAME": "" if per_day else names.collection,
             "COLLECTION_LAYOUT": settings.collection_layout.value,
         },
     }
@@ -189,6 +205,7 @@ def make_plan(
         queue_id=names.queue_id,
         data_topic=names.data_topic,
         collection=names.collection,
+        per_day=per_day,
         window_start=window.start,
         window_end=window.end,
         time_range=window.iso(),

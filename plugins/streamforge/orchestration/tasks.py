@@ -138,7 +138,7 @@ def run_verify(
         records=loader_records or 0,
         gaps=[g.model_dump(mode="json", exclude_none=True) for g in report.gaps],
         repairs=[r.model_dump(mode="json") for r in report.repairs],
-        collections=[] if run_plan_.skip_reason else [run_plan_.collection],
+        collections=[] if run_plan_.skip_reason else [part.collection for part in run_plan_.parts],
         source=run_plan_.source.value,
         reason=report.reason,
     )

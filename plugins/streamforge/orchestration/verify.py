@@ -1,4 +1,8 @@
-"""`verify`: the collection holds exactly the window's records (count, first/last key, no gaps).
+"""`verify`: the collection(s) hold exactly the window's records (count, first/last key, no gaps).
+
+A window routed per day (a monthly run) is checked over every day's collection, each for its
+own part of the window, as one summary: a record stored in the wrong day's collection is missed
+by its part's query and shows as a wrong count.
 
 Reads through python-arango with contracts.aql.WINDOW_SUMMARY (the only AQL the product
 issues). Candles must fill the interval grid of the window minus the exchange gaps the loader
@@ -68,7 +72,8 @@ def check(
     gaps, repairs = list(gaps or []), list(repairs or [])
     data_type = DataType.parse(plan.data_type)
     window = TimeRange(start=plan.window_start, end=plan.window_end)
-    problems: list[str] = [] if summary.exists else [f"collection {plan.collection} does not exist"]
+    label = collections_label(plan)
+    problems: list[str] = [] if summary.exists else [f"collection {label} does not exist"]
     expected: int | None
     if data_type.kind is Kind.CANDLES:
         assert data_type.interval is not None
@@ -99,7 +104,7 @@ def check(
                     f"{summary.count} trades{recorded}: {span - summary.count - in_gaps} missing"
                 )
     return Report(
-        collection=plan.collection,
+        collection=label,
         window=plan.time_range,
         count=summary.count,
         first=summary.first,
@@ -111,17 +116,32 @@ def check(
     )
 
 
+def collections_label(plan: RunPlan) -> str:
+    """The plan's collection, or `first..last (n collections)` for a window routed per day."""
+    parts = plan.parts
+    if len(parts) == 1:
+        return parts[0].collection
+    return f"{parts[0].collection}..{parts[-1].collection} ({len(parts)} collections)"
+
+
 def summarize(db: Any, plan: RunPlan) -> Summary:
-    """Run WINDOW_SUMMARY on the plan's collection (a python-arango StandardDatabase)."""
+    """Run WINDOW_SUMMARY on each of the plan's collections (a python-arango StandardDatabase), as one summary."""
     data_type = DataType.parse(plan.data_type)
-    if not db.has_collection(plan.collection):
+    found: list[Summary] = []
+    for part in plan.parts:
+        if not db.has_collection(part.collection):
+            continue  # counted as 0: the count and first/last checks name what is missing
+        window = TimeRange(start=part.start, end=part.end)
+        bind_vars = window_summary_bind_vars(
+            part.collection, data_type.time_field, data_type.id_field, window.start_ms, window.end_ms
+        )
+        rows = list(db.aql.execute(WINDOW_SUMMARY, bind_vars=bind_vars))
+        found.append(Summary.model_validate(rows[0]))
+    if not found:
         return Summary(count=0, first=None, last=None, exists=False)
-    window = TimeRange(start=plan.window_start, end=plan.window_end)
-    bind_vars = window_summary_bind_vars(
-        plan.collection, data_type.time_field, data_type.id_field, window.start_ms, window.end_ms
-    )
-    rows = list(db.aql.execute(WINDOW_SUMMARY, bind_vars=bind_vars))
-    return Summary.model_validate(rows[0])
+    firsts = [s.first for s in found if s.first is not None]
+    lasts = [s.last for s in found if s.last is not None]
+    return Summary(count=sum(s.count for s in found), first=min(firsts, default=None), last=max(lasts, default=None))
 
 
 def open_database(url: str, database: str, username: str | None, password: str | None) -> Any:

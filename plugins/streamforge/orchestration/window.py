@@ -58,9 +58,11 @@ def resolve_window(
     default: TimeRange,
     data_type: DataType,
     now: datetime,
+    limit: timedelta | None = None,
 ) -> TimeRange:
     """The window to load: params `start`/`end` or the default, checked against the rules.
 
+    `limit`: the largest window (default: the type's `max_window`; a monthly DAG allows a month).
     Raises WindowError whose message says what to fix.
     """
     if (start is None) != (end is None):
@@ -88,9 +90,10 @@ def resolve_window(
             "pick an `end` that has passed, or trigger with an earlier logical date"
         )
     width = window.end - window.start
-    if width > data_type.max_window:
+    limit = limit or data_type.max_window
+    if width > limit:
         raise WindowError(
-            f"window {window.iso()} spans {_human(width)}, more than the {_human(data_type.max_window)} "
+            f"window {window.iso()} spans {_human(width)}, more than the {_human(limit)} "
             f"one {data_type.name} run may load: split it into smaller windows (e.g. a backfill, one run per day)"
         )
     return window
