@@ -1,4 +1,4 @@
-"""StreamForge maintenance DAGs: `streamforge__coverage` and `streamforge__sweeper`.
+"""StreamForge maintenance Airflow DAGs: `streamforge__coverage` and `streamforge__sweeper`.
 
 Thin on purpose: both live in the installed package (streamforge.orchestration.maintenance)
 and read the same catalog as the pipelines (STREAMFORGE_CATALOG overrides it).
