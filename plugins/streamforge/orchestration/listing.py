@@ -118,5 +118,10 @@ def boundary(info: ListingInfo, start_ms: int, end_ms: int) -> Boundary:
         reason = f"after {info.symbol} stopped trading (status {info.status}), last {what} {iso(last)}"
         return Boundary(start_ms, skip_reason=reason)
     if start_ms < first:
-        return Boundary(first, note=f"window starts before listing: loaded from the first {what} {iso(first)}")
+        note = f"window starts before listing: loaded from the first {what} {iso(first)}"
+        # Candles: the window's grid starts at the first candle, so verify expects no earlier
+        # ones. Trades have no grid and nothing exists before the first one: the window keeps its
+        # start, so the listing day stays a whole archive day (a first trade at 00:00:00.020
+        # would otherwise turn it into a REST load).
+        return Boundary(first if what == "candle" else start_ms, note=note)
     return Boundary(start_ms)

@@ -114,7 +114,7 @@ def with_listing(plan: RunPlan, start_ms: int, skip_reason: str | None, note: st
         return plan.model_copy(update={"skip_reason": skip_reason})
     start = datetime.fromtimestamp(start_ms / 1000, UTC)
     if start <= plan.window_start:
-        return plan
+        return plan.model_copy(update={"listing_note": note}) if note else plan
     time_range = TimeRange(start=start, end=plan.window_end).iso()
     env = {role: {**values, "TIME_RANGE": time_range} for role, values in plan.env.items()}
     return plan.model_copy(update={"window_start": start, "time_range": time_range, "env": env, "listing_note": note})
