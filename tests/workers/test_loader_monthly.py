@@ -7,13 +7,18 @@ with its `.CHECKSUM` (plugins/streamforge/stack/binance_replay).
 from __future__ import annotations
 
 import re
-from datetime import date
+from collections.abc import Iterator
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from streamforge.contracts.records import Candle
+from streamforge.contracts.records import Candle, Trade
+from streamforge.stack.binance_replay import ReplayServer
+from streamforge.stack.binance_replay.catalog import default_data_dirs
+from streamforge.stack.binance_replay.synthetic import write_agg_trade_days
 from streamforge_workers.loader.monthly import daily_segments, use_monthly_archives
 from streamforge_workers.loader.sources import Segment
 from tests.workers.test_loader import Loader, read_topic
@@ -87,3 +92,45 @@ def test_monthly_checksum_mismatch_is_a_clear_failure(loader: Loader) -> None:
     ), message
     records, eos = read_topic(loader.broker, run.topic, timeout=5)
     assert records == [] and eos == {}
+
+
+# --- monthly aggTrades: a SYNTHETIC month (the real BTCUSD_PERP day, shifted; see binance_replay/synthetic.py) ---
+
+FEB_2021 = [date(2021, 2, 1) + timedelta(days=i) for i in range(28)]
+TRADES_PER_DAY = 40
+
+
+@pytest.fixture(scope="module")
+def synthetic_replay(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    root = tmp_path_factory.mktemp("synthetic-binance")
+    write_agg_trade_days(root, FEB_2021, per_day=TRADES_PER_DAY)
+    assert "SYNTHETIC" in (root / "SYNTHETIC.md").read_text()
+    with ReplayServer(data_dirs=[*default_data_dirs(), root]) as server:
+        yield server
+
+
+def _trades(broker: Any, replay: Any, tmp: Path, time_range: str) -> tuple[list[Trade], set[str]]:
+    loader = Loader(broker, replay, tmp)
+    replay.reset_stats()
+    env = loader.env(time_range=time_range, symbol="BTCUSD_PERP", data_type="api_trades", source="auto")
+    run = loader.run(env | {"BINANCE_ARCHIVE_URL": replay.futures_cm_archive_url})
+    assert run.rc == 0, run.explain()
+    records, eos = read_topic(broker, run.topic)
+    assert eos == {0: len(records)}
+    files = {p for p in replay.stats()["requests"] if p.startswith("/data/")}
+    return [Trade.from_bytes(v) for _, _, v in records], files
+
+
+def test_a_trades_month_from_the_monthly_file_equals_its_daily_files(
+    kafka_broker: Any, synthetic_replay: Any, tmp_path: Path
+) -> None:
+    month_zip = "/data/futures/cm/monthly/aggTrades/BTCUSD_PERP/BTCUSD_PERP-aggTrades-2021-02.zip"
+    monthly, files = _trades(kafka_broker, synthetic_replay, tmp_path, "2021-02-01/2021-03-01")
+    assert files == {month_zip, month_zip + ".CHECKSUM"}
+    first, files_1 = _trades(kafka_broker, synthetic_replay, tmp_path, "2021-02-01/2021-02-15")
+    second, files_2 = _trades(kafka_broker, synthetic_replay, tmp_path, "2021-02-15/2021-03-01")
+    assert len(files_1 | files_2) == 2 * 28 and all("/daily/" in f for f in files_1 | files_2)
+    assert len(monthly) == 28 * TRADES_PER_DAY
+    assert [t.to_document() for t in monthly] == [t.to_document() for t in first + second]
+    # An incomplete month has no monthly file (the replay publishes a month once every day exists).
+    assert httpx.get(synthetic_replay.base_url + month_zip.replace("2021-02", "2021-03")).status_code == 404

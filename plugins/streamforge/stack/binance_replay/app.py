@@ -420,6 +420,11 @@ class ReplayApp:
             if zip_name.startswith(prefix) and zip_name.endswith(".zip") and len(period) == plen:
                 gaps = self.faults.take_gaps(path, symbol, interval) + self.faults.outside_listing(symbol)
                 archive = await asyncio.to_thread(self.catalog.kline_archive, market, symbol, interval, period, gaps)
+        elif m["dataset"] == "aggTrades" and not interval and m["freq"] == "monthly":
+            prefix = f"{symbol}-aggTrades-"
+            period = zip_name.removeprefix(prefix).removesuffix(".zip")
+            if zip_name.startswith(prefix) and zip_name.endswith(".zip") and len(period) == 7:
+                archive = await asyncio.to_thread(self.catalog.agg_month_archive, market, symbol, period)
         elif m["dataset"] == "aggTrades" and not interval and m["freq"] == "daily":
             prefix = f"{symbol}-aggTrades-"
             period = zip_name.removeprefix(prefix).removesuffix(".zip")

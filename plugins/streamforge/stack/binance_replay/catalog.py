@@ -7,6 +7,7 @@ there)::
     <root>/<market>/klines/<interval>/<SYMBOL>-<interval>-<YYYY-MM>.csv      (unzipped monthly file)
     <root>/<market>/klines/<interval>/<SYMBOL>-<interval>-<YYYY-MM>.zip      (monthly zip)
     <root>/<market>/aggTrades/<SYMBOL>-aggTrades-<YYYY-MM-DD>.zip          (+ .zip.CHECKSUM)
+                                  (a month whose every day is here is also served as a monthly zip)
     <root>/rest-responses/api_v3_exchangeInfo*.json                        (recorded response)
 
 with ``<market>`` one of ``spot``, ``futures-um``, ``futures-cm``. Several roots may hold
@@ -361,6 +362,14 @@ class Catalog:
             days = [date.fromisoformat(period)]
         if src is None:
             return None
+        if not gaps and src.path.suffix == ".zip" and src.path.name == name:  # as published, unparsed
+            body = self.file_bytes(src.path)
+            checksum = (
+                self.file_bytes(src.checksum_path)
+                if src.checksum_path
+                else checksum_text(hashlib.sha256(body).hexdigest(), name)
+            )
+            return Archive(name, body, checksum)
         rows = [r for d in days for r in self._day_rows(src, d)]
         kept = [r for r in rows if not any(a <= r.open_ms < b for a, b in gaps)]
         if rows and not kept:
@@ -476,6 +485,23 @@ class Catalog:
                 if len(out) >= limit:
                     return out[::-1]
         return out[::-1]
+
+    def agg_month_archive(self, market: str, symbol: str, month: str) -> Archive | None:
+        """A monthly aggTrades zip (``YYYY-MM``), built from the month's daily files in day order.
+
+        Served only when the catalog holds every day of the month, as data.binance.vision
+        publishes a month once it is complete.
+        """
+        first = date.fromisoformat(month + "-01")
+        days = [first + timedelta(days=i) for i in range(31) if (first + timedelta(days=i)).month == first.month]
+        sources = [self.agg_days.get((market, symbol, d.isoformat())) for d in days]
+        if any(src is None for src in sources):
+            return None
+        name = f"{symbol}-aggTrades-{month}.zip"
+        payload = b"".join(line for src in sources if src is not None for line in self._lines(src))
+        when = datetime.fromisoformat(days[-1].isoformat()) + timedelta(days=1)
+        body = build_zip(name[:-4] + ".csv", payload, when)
+        return Archive(name, body, checksum_text(hashlib.sha256(body).hexdigest(), name))
 
     def agg_archive(
         self,
