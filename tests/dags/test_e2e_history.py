@@ -1,19 +1,27 @@
 """Irregular history end to end (dag.test, local runner, real Kafka, ArangoDB test server, replay).
 
-A maintenance window missing in both sources, an archive lacking rows REST has, and listing
-boundaries: the run succeeds with exactly what exists, and says so in the verify report, the
-gap ledger, the run note text and the Asset event's extra.
+A maintenance window missing in both sources, an archive lacking rows REST has, an aggTrades
+archive with id holes, listing boundaries and a symbol that stopped trading: the run succeeds
+with exactly what exists, and says so in the verify report, the gap ledger, the run note text
+and the Asset event's extra.
+
+The aggTrades day is the replay's real COIN-M file (BTCUSD_PERP 2026-05-08, 105 280 aggregate
+trades, served under data/futures/cm); the replay answers `/api/v3/aggTrades` for every symbol
+it has data for, so the loader's REST client reads the same day.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+import yaml
 
 from streamforge.contracts.gaps import GAP_COLLECTION
+from streamforge.contracts.names import collection_name, dag_id
 from tests.dags.test_e2e_local import DAG_1M, _topics, airflow_db_template, dag_test, service_env, services, webhook
 from tests.workers.test_loader_units import ms
 
@@ -34,12 +42,27 @@ def replay(services: dict[str, Any]) -> Iterator[Any]:
     server.clear_faults()
 
 
-def _run(tmp_path: Path, template: Path, services: dict[str, Any], day: str, **conf: Any) -> tuple[Any, dict[str, Any]]:
+def _run(
+    tmp_path: Path,
+    template: Path,
+    services: dict[str, Any],
+    day: str,
+    *,
+    symbol: str = "BTCUSDT",
+    data_type: str = "api_candles_1m",
+    env: dict[str, str] | None = None,
+    **conf: Any,
+) -> tuple[Any, dict[str, Any]]:
     from tests.dags.e2e import e2e_catalog
 
     tmp_path.mkdir(parents=True, exist_ok=True)
-    catalog = e2e_catalog(tmp_path / "catalog.yaml", ["api_candles_1m"])
-    run = dag_test(tmp_path, template, catalog, DAG_1M, day, service_env(services), conf=conf or None)
+    catalog = e2e_catalog(tmp_path / "catalog.yaml", [data_type])
+    if symbol != "BTCUSDT":
+        doc = yaml.safe_load(catalog.read_text())
+        doc["pipelines"][0]["symbols"] = [symbol]
+        catalog.write_text(yaml.safe_dump(doc, sort_keys=False))
+    run = dag_test(tmp_path, template, catalog, dag_id(symbol, data_type), day, service_env(services) | (env or {}),
+                   conf=conf or None, timeout=420)  # fmt: skip
     return run, run.run()
 
 
@@ -129,3 +152,62 @@ def test_window_crossing_listing_loads_from_the_first_candle(
     report = result["xcoms"]["verify.return_value"]
     assert (report["count"], report["first"], report["gaps"]) == (1080, listed, [])
     assert "loaded from the first candle 2020-01-02T06:00:00Z" in report["note"]
+
+
+def test_window_after_the_symbol_stopped_trading_creates_nothing(
+    tmp_path: Path, airflow_db_template: Path, services: dict[str, Any], replay: Any
+) -> None:
+    """exchangeInfo status BREAK since 2020-01-02: that day succeeds with 0 records and the reason."""
+    replay.add_fault("listing", symbol="BTCUSDT", listed_at_ms=JAN2 - 86_400_000, delisted_at_ms=JAN2)
+    run, result = _run(tmp_path, airflow_db_template, services, "2020-01-02")
+    assert result["state"] == "success", run.log_tail(200)
+    states = result["states"]
+    assert {states[t] for t in ("create_topic", "run_loader", "run_sink", "await_outcome")} == {"skipped"}
+    reason = "after BTCUSDT stopped trading (status BREAK), last candle 2020-01-01T23:59:00Z"
+    plan = result["xcoms"]["plan.return_value"]
+    assert plan["skip_reason"] == reason
+    report = result["xcoms"]["verify.return_value"]
+    assert (report["count"], report["expected_count"], report["problems"]) == (0, 0, [])
+    assert f"**0 records**: {reason}" in report["note"]
+    assert plan["data_topic"] not in _topics(services["kafka"])
+    assert not services["db"].has_collection(COLLECTION)
+    assert "loader started" not in run.log()
+
+
+FIRST_TRADE, TRADES_OF_DAY = 480_537_903, 105_280  # BTCUSD_PERP 2026-05-08, ids contiguous in the file
+REPAIRED = (FIRST_TRADE + 500, FIRST_TRADE + 549)  # missing in the archive file only
+EXCHANGE_GAP = (FIRST_TRADE + 70_000, FIRST_TRADE + 70_049)  # missing in the archive and on REST (fromId)
+
+
+def test_aggtrades_day_with_id_holes_rest_fills_one_and_records_the_other(
+    tmp_path: Path, airflow_db_template: Path, services: dict[str, Any], replay: Any
+) -> None:
+    replay.add_fault("trade_gap", path_prefix="/data/", first_id=REPAIRED[0], last_id=REPAIRED[1])
+    replay.add_fault("trade_gap", first_id=EXCHANGE_GAP[0], last_id=EXCHANGE_GAP[1])
+    archive = {"STREAMFORGE_BINANCE_ARCHIVE_URL": replay.futures_cm_archive_url}
+    run, result = _run(tmp_path, airflow_db_template, services, "2026-05-08", symbol="BTCUSD_PERP",
+                       data_type="api_trades", env=archive)  # fmt: skip
+    assert result["state"] == "success", run.log_tail(200)
+    stored = TRADES_OF_DAY - 50
+    report = result["xcoms"]["verify.return_value"]
+    assert (report["count"], report["expected_count"], report["problems"]) == (stored, stored, [])
+    assert (report["first"], report["last"]) == (FIRST_TRADE, FIRST_TRADE + TRADES_OF_DAY - 1)
+    (gap,) = report["gaps"]
+    assert (gap["first"], gap["last"], gap["count"], gap["unit"]) == (*EXCHANGE_GAP, 50, "trade_id")
+    assert gap["confirmed_by"] == "rest_from_id"
+    (repair,) = report["repairs"]
+    assert (repair["first"], repair["last"], repair["count"]) == (*REPAIRED, 50)
+    assert f"**repaired from REST** trade ids {REPAIRED[0]}-{REPAIRED[1]} (50 aggTrades)" in report["note"]
+    assert f"**exchange gap** trade ids {EXCHANGE_GAP[0]}-{EXCHANGE_GAP[1]} (50 aggTrades)" in report["note"]
+
+    db = services["db"]
+    trades = db.collection(collection_name("BTCUSD_PERP", "api_trades", datetime(2026, 5, 8, tzinfo=UTC)))
+    assert trades.count() == stored
+    filled = [f"BTCUSD_PERP_{i}" for i in range(REPAIRED[0], REPAIRED[1] + 1)]
+    assert len([d for d in trades.get_many(filled) if d]) == 50  # every id REST had is stored
+    lacking = [f"BTCUSD_PERP_{i}" for i in range(EXCHANGE_GAP[0], EXCHANGE_GAP[1] + 1)]
+    assert [d for d in trades.get_many(lacking) if d] == []
+    ledger = db.collection(GAP_COLLECTION).get(f"BTCUSD_PERP_api_trades_{EXCHANGE_GAP[0]}")
+    assert (ledger["first"], ledger["last"], ledger["count"], ledger["confirmed_by"]) == (*EXCHANGE_GAP, 50,
+                                                                                        "rest_from_id")  # fmt: skip
+    assert db.collection(GAP_COLLECTION).count() == 1  # a repair is not a gap
