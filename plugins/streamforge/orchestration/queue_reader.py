@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.providers.apache.kafka.hooks.consume import KafkaConsumerHook
-from confluent_kafka import Consumer, KafkaError, Message, TopicPartition
+from confluent_kafka import Consumer, Message, TopicPartition
 
+from streamforge.contracts.kafka_errors import is_fatal, is_partition_eof
 from streamforge.contracts.kafka_logging import kafka_client_logger
 
 log = logging.getLogger(__name__)
@@ -113,10 +114,10 @@ class QueueReader:
         for message in self.consumer.consume(num_messages=max_messages, timeout=timeout):
             error = message.error()
             if error is not None:
-                if error.code() == KafkaError._PARTITION_EOF:
+                if is_partition_eof(error):
                     self._at_end.add((message.topic(), message.partition()))
                     continue
-                if error.fatal() or error.code() in (KafkaError.UNKNOWN_TOPIC_OR_PART, KafkaError._AUTHENTICATION):
+                if is_fatal(error):
                     raise QueueReaderError(f"Kafka error while reading {message.topic()}: {error}")
                 log.warning("Kafka: %s", error)
                 continue

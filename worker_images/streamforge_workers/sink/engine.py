@@ -4,8 +4,13 @@ Consumer: the group `streamforge-sink-<queue_id>` with explicit `assign()` of ev
 (count from the topic's metadata) instead of `subscribe()`: a restarted sink (after kill -9)
 starts at once instead of waiting out the dead member's session, and it starts each partition
 exactly where its trusted commit says (see ledger.py). Offsets are committed synchronously and
-only after the batch they cover is stored, so a crash replays at most one batch, which
-`overwrite_mode="replace"` turns into the same documents.
+only after the batch they cover is stored, so a crash replays at most two batches (the one
+being written and the open one), which the import's replace-on-`_key` turns into the same documents.
+
+Throughput: a full batch is handed to a writer thread, and the next batch is read and decoded
+while ArangoDB stores it (one batch in flight at most; its commit follows its write, on this
+thread). Data records are decoded and counted per run of one partition (RecordCodec.decode_many,
+Ledger.add_records); errors, markers and anything with headers go one by one.
 
 Done = the end-of-stream marker is committed on every partition; the total then comes from the
 commit metadata (exact across restarts) and must equal the loader's announced count.
@@ -15,12 +20,16 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from itertools import groupby
 from typing import Any, NoReturn, Protocol, TypeVar
 
 from confluent_kafka import Consumer, KafkaError, KafkaException, Message, TopicPartition
 from pydantic import ValidationError
 
 from streamforge.contracts.config import SinkSettings
+from streamforge.contracts.kafka_errors import is_fatal, is_partition_eof
 from streamforge.contracts.kafka_logging import kafka_client_logger
 from streamforge.contracts.record_codec import Document, RecordCodec
 from streamforge.contracts.records import EndOfStream, RecordError, is_eos
@@ -37,24 +46,23 @@ KAFKA_CALL_TIMEOUT_S = 2.0
 KAFKA_PATIENCE_S = 30.0
 MAX_MESSAGES_PER_POLL = 5000
 
-# Kafka errors no retry can cure; anything else (coordinator moving, transport, timeouts) is
-# retried for up to KAFKA_PATIENCE_S.
-_FATAL_KAFKA_CODES = {
-    KafkaError.UNKNOWN_TOPIC_OR_PART,
-    KafkaError.TOPIC_AUTHORIZATION_FAILED,
-    KafkaError.GROUP_AUTHORIZATION_FAILED,
-    KafkaError.SASL_AUTHENTICATION_FAILED,
-    KafkaError.OFFSET_METADATA_TOO_LARGE,
-    KafkaError._UNKNOWN_PARTITION,
-    KafkaError._UNKNOWN_TOPIC,
-    KafkaError._INVALID_ARG,
-    KafkaError._AUTHENTICATION,
-}
+# Which Kafka errors are fatal is decided by streamforge.contracts.kafka_errors; transient
+# ones (coordinator moving, transport, timeouts) are retried for up to KAFKA_PATIENCE_S.
 
 
 class Writer(Protocol):
     def setup(self) -> None: ...
     def write(self, docs: list[Document]) -> None: ...
+
+
+@dataclass
+class _Write:
+    """The batch handed to the writer thread: what to commit once it is stored."""
+
+    future: Future[None]
+    records: int
+    commits: list[TopicPartition]
+    started: float
 
 
 def consumer_config(settings: SinkSettings) -> dict[str, Any]:
@@ -88,9 +96,11 @@ class SinkEngine:
         self._topic = settings.kafka_topic
         self._component = settings.component.value
         interval = settings.data_type.interval.code if settings.data_type.interval else None
-        self._decode = RecordCodec(settings.data_type.kind.value, settings.symbol, interval, settings.type).decode
+        self._codec = RecordCodec(settings.data_type.kind.value, settings.symbol, interval, settings.type)
         self._batch: list[Document] = []
         self._batch_started: float | None = None
+        self._writing: _Write | None = None
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-writer")
         self._latency_s = settings.batch_max_latency_ms / 1000
         self._warned_after_eos: set[int] = set()
         register(self._component)
@@ -114,7 +124,10 @@ class SinkEngine:
         )
         if not ledger.all_finished:
             self._consumer.assign(ledger.start_positions())
-            self._consume(ledger)
+            with self._pool:
+                # Leaving waits for a write still running (after a stop or an error): it is never
+                # committed, the next run writes it again.
+                self._consume(ledger)
         try:
             return ledger.final_total()
         except LedgerError as exc:
@@ -125,12 +138,15 @@ class SinkEngine:
     def _consume(self, ledger: Ledger) -> None:
         while not ledger.all_finished:
             self._ctx.check_stop()  # a stop drops the open batch: nothing half-done is committed
+            self._commit_written(ledger, wait=False)
+            if ledger.all_eos_seen:  # nothing left to read: store and commit the rest
+                self._flush(ledger, wait=True)
+                continue
             room = self._settings.batch_size - len(self._batch)
             messages = self._consumer.consume(
                 num_messages=max(1, min(room, MAX_MESSAGES_PER_POLL)), timeout=self._poll_timeout()
             )
-            for msg in messages:
-                self._take(msg, ledger)
+            self._take_all(messages, ledger)
             if self._flush_due(ledger):
                 self._flush(ledger)
             self._ctx.progress(ledger.written, f"wrote {ledger.written} records")
@@ -151,6 +167,40 @@ class SinkEngine:
             len(self._batch) >= self._settings.batch_size or time.monotonic() - self._batch_started >= self._latency_s
         )
 
+    def _take_all(self, messages: list[Message], ledger: Ledger) -> None:
+        """Take one consume() result: plain data records a run at a time, the rest one by one."""
+        n = len(messages)
+        errors = list(map(Message.error, messages))
+        headers = list(map(Message.headers, messages))
+        if errors.count(None) == n and headers.count(None) == n:
+            self._take_runs(messages, ledger)
+            return
+        start = 0
+        for i in range(n):
+            if errors[i] is not None or headers[i] is not None:
+                self._take_runs(messages[start:i], ledger)
+                self._take(messages[i], ledger)
+                start = i + 1
+        self._take_runs(messages[start:], ledger)
+
+    def _take_runs(self, messages: list[Message], ledger: Ledger) -> None:
+        """Data records without headers: per run of one partition, one decode and one count."""
+        for partition, run in groupby(messages, Message.partition):
+            records = list(run)
+            # librdkafka delivers a partition in offset order: if the first is new, all are.
+            if not ledger.accepts(partition, records[0].offset()):
+                for msg in records:
+                    self._take(msg, ledger)
+                continue
+            docs, error = self._codec.decode_many(list(map(Message.value, records)))
+            if docs:
+                if self._batch_started is None:
+                    self._batch_started = time.monotonic()
+                self._batch.extend(docs)
+                ledger.add_records(partition, len(docs), records[len(docs) - 1].offset() + 1)
+            if error is not None:
+                self._refuse(records[len(docs)], ledger, str(error))
+
     def _take(self, msg: Message, ledger: Ledger) -> None:
         err = msg.error()
         if err is not None:
@@ -166,7 +216,8 @@ class SinkEngine:
                 )
             return
         value = msg.value() or b""
-        if is_eos(msg.headers()):
+        headers = msg.headers()
+        if headers is not None and is_eos(headers):
             try:
                 eos = EndOfStream.model_validate_json(value)
             except ValidationError as exc:
@@ -177,7 +228,7 @@ class SinkEngine:
             return
         try:
             # The contract's checks, including "this record belongs to this topic's stream".
-            doc = self._decode(value)
+            doc = self._codec.decode(value)
         except RecordError as exc:
             self._refuse(msg, ledger, str(exc))
         if self._batch_started is None:
@@ -190,40 +241,50 @@ class SinkEngine:
         where = f"topic {self._topic} partition {msg.partition()} offset {msg.offset()}"
         message = f"invalid record at {where}: {reason}"
         try:
-            self._flush(ledger)
+            self._flush(ledger, wait=True)
         except FatalError as exc:
             message += f" (writing the records before it failed too: {exc})"
         self._ctx.count(ledger.written)  # the `error` event reports exactly what is stored
         raise FatalError(message)
 
     def _kafka_error(self, err: KafkaError) -> None:
-        if err.code() == KafkaError._PARTITION_EOF:
+        if is_partition_eof(err):
             return
-        if err.fatal() or err.code() in _FATAL_KAFKA_CODES:
+        if is_fatal(err):
             raise FatalError(f"Kafka error while consuming {self._topic}: {err.str()}")
         # Transient (broker restart, network): librdkafka reconnects by itself.
         self._ctx.log.warning("Kafka consumer error", extra={"topic": self._topic, "error": err.str()})
 
     # --- writing and committing ---------------------------------------------------------------
 
-    def _flush(self, ledger: Ledger) -> None:
-        docs, records = self._batch, ledger.pending
-        commits = ledger.pending_commits()
-        if not docs and not commits:
+    def _flush(self, ledger: Ledger, *, wait: bool = False) -> None:
+        """Hand the open batch to the writer thread (after committing the one before it)."""
+        self._commit_written(ledger, wait=True)
+        docs = self._batch
+        if docs or ledger.pending_commits():
+            records, commits = ledger.hand_over()
+            self._batch, self._batch_started = [], None
+            self._writing = _Write(self._pool.submit(self._writer.write, docs), records, commits, time.monotonic())
+        if wait:
+            self._commit_written(ledger, wait=True)
+
+    def _commit_written(self, ledger: Ledger, *, wait: bool) -> None:
+        """Commit the batch handed over once it is stored (raises what the write raised)."""
+        writing = self._writing
+        if writing is None or not (wait or writing.future.done()):
             return
-        started = time.monotonic()
-        self._writer.write(docs)
-        if commits:
-            self._kafka("commit offsets", lambda: self._commit(commits))
-        ledger.mark_committed()
-        self._batch, self._batch_started = [], None
-        if docs:
+        self._writing = None
+        writing.future.result()
+        if writing.commits:
+            self._kafka("commit offsets", lambda: self._commit(writing.commits))
+        ledger.handed_over_committed()
+        seconds = time.monotonic() - writing.started
+        if writing.records:
             BATCHES.labels(self._component).inc()
-            BATCH_SECONDS.labels(self._component).observe(time.monotonic() - started)
-            RECORDS_WRITTEN.labels(self._component).inc(records)
+            BATCH_SECONDS.labels(self._component).observe(seconds)
+            RECORDS_WRITTEN.labels(self._component).inc(writing.records)
         self._ctx.log.debug(
-            "batch committed",
-            extra={"records": records, "written": ledger.written, "seconds": time.monotonic() - started},
+            "batch committed", extra={"records": writing.records, "written": ledger.written, "seconds": seconds}
         )
 
     def _committed(self, partitions: list[int]) -> list[TopicPartition]:
@@ -264,7 +325,7 @@ class SinkEngine:
             except (KafkaException, _NotYet) as exc:
                 err = exc.args[0] if exc.args else exc
                 retriable = isinstance(exc, _NotYet) or (
-                    isinstance(err, KafkaError) and not err.fatal() and err.code() not in _FATAL_KAFKA_CODES
+                    isinstance(err, KafkaError) and not is_fatal(err)
                 )
                 text = err.str() if isinstance(err, KafkaError) else str(err)
                 if not retriable or time.monotonic() > deadline:
