@@ -26,7 +26,7 @@ lint: setup
 	$(VENV)/bin/ruff check .
 
 demo: setup ## README command 1: backfill BTCUSDT 1m 2020-01-01..03 through Airflow, offline
-	$(PY) -m streamforge.stack.demo
+	$(VENV)/bin/streamforge demo
 
 bench: setup
 	$(PY) -m bench workers
