@@ -195,7 +195,8 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length") or 0)
-                received.append({"_path": self.path, **json.loads(self.rfile.read(length) or b"{}")})
+                body = json.loads(self.rfile.read(length) or b"{}")
+                received.append({"_path": self.path, "_at": time.time(), **body})
                 self.send_response(200)  # Slack's webhook client wants 200 "ok"
                 self.send_header("Content-Type", "text/plain")
                 self.send_header("Content-Length", "2")
