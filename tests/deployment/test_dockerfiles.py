@@ -19,6 +19,13 @@ from tests.deployment.helpers import REPO_ROOT, walk_files
 
 HADOLINT_CONFIG = REPO_ROOT / ".hadolint.yaml"
 AIRFLOW_DOCKERFILE = REPO_ROOT / "worker_images" / "airflow" / "Dockerfile"
+WORKER_DOCKERFILE = REPO_ROOT / "worker_images" / "Dockerfile"
+WORKER_TARGETS = {
+    "loader": "streamforge_workers.loader",
+    "arango-candles": "streamforge_workers.sink",
+    "arango-trades": "streamforge_workers.sink",
+    "dummy-service": "streamforge_workers.dummy_service",
+}
 
 
 def _dockerfiles() -> list[Path]:
@@ -126,3 +133,25 @@ def test_airflow_image():
     # The default build target (the last stage) is the production image.
     last_from = [i["value"] for i in parser.structure if i["instruction"] == "FROM"][-1]
     assert last_from.split()[-1] == "production"
+
+
+def test_one_dockerfile_builds_every_worker_image():
+    """One Dockerfile, one target per worker image, all on the same non-root runtime stage."""
+    per_image = [p for p in DOCKERFILES if p.parent.parent == WORKER_DOCKERFILE.parent and p.parent.name != "airflow"]
+    assert not per_image, f"near-identical per-image Dockerfiles are back: {per_image}"
+    parser = DockerfileParser(path=str(WORKER_DOCKERFILE))
+    stage, bases, entrypoints, users = None, {}, {}, {}
+    for item in parser.structure:
+        if item["instruction"] == "FROM":
+            words = item["value"].split()
+            stage = words[2] if len(words) == 3 else None
+            bases[stage] = words[0]
+        elif item["instruction"] == "ENTRYPOINT":
+            entrypoints[stage] = json.loads(item["value"])
+        elif item["instruction"] == "USER":
+            users[stage] = item["value"]
+    for target, module in WORKER_TARGETS.items():
+        assert bases[target] == "worker", f"{target} must build on the shared `worker` stage"
+        assert entrypoints[target] == ["python", "-m", module]
+    assert users["worker"].split(":")[0] not in {"root", "0"}
+    assert not set(users) - {"worker"}, "targets must not switch user"

@@ -1,8 +1,9 @@
 """Image -> program, for the process-backed node (which pulls no image and starts no container).
 
-The mapping is read from the project's own Dockerfiles, so it cannot drift from the images:
-an image `<any registry>/<name>:<any tag>` is `worker_images/<name>/Dockerfile`, whose
-`ENTRYPOINT`/`CMD` (JSON form) and `ENV` lines are what the container would run with. Today:
+The mapping is read from the project's own Dockerfile, so it cannot drift from the images:
+an image `<any registry>/<name>:<any tag>` is the build target `<name>` of
+`worker_images/Dockerfile`, whose `ENTRYPOINT`/`CMD` (JSON form) and `ENV` lines, its base
+stages' included, are what the container would run with. Today:
 
     ghcr.io/streamforge/loader          python -m streamforge_workers.loader
     ghcr.io/streamforge/arango-candles  python -m streamforge_workers.sink
@@ -11,7 +12,7 @@ an image `<any registry>/<name>:<any tag>` is `worker_images/<name>/Dockerfile`,
 
 As in Kubernetes, a pod's `command` replaces the ENTRYPOINT and its `args` replace the CMD.
 `python` is this interpreter (the project's venv, where the worker packages are installed).
-An image with no Dockerfile here cannot be "pulled": the pod waits with ErrImagePull.
+An image with no target there cannot be "pulled": the pod waits with ErrImagePull.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from pathlib import Path
 
 from streamforge.stack.paths import REPO_ROOT
 
-IMAGES_DIR = REPO_ROOT / "worker_images"
+WORKER_DOCKERFILE = REPO_ROOT / "worker_images" / "Dockerfile"
 
 
 class ImageNotFound(LookupError):
@@ -81,13 +82,28 @@ def _env(text: str) -> dict[str, str]:
     return env
 
 
-def resolve(reference: str, images_dir: Path = IMAGES_DIR) -> Image:
+def _stages(text: str) -> dict[str, tuple[str, str]]:
+    """Build stage name -> (its base, its instructions)."""
+    stages = {}
+    for block in re.split(r"^FROM\s+", text, flags=re.M)[1:]:
+        header, _, body = block.partition("\n")
+        words = header.split()
+        if len(words) >= 3 and words[1].upper() == "AS":
+            stages[words[2]] = (words[0], body)
+    return stages
+
+
+def resolve(reference: str, dockerfile: Path = WORKER_DOCKERFILE) -> Image:
     name = image_name(reference)
-    dockerfile = images_dir / name / "Dockerfile"
-    if not dockerfile.is_file():
-        raise ImageNotFound(f"no image {name!r}: the process-backed node runs only worker_images/*/Dockerfile")
-    # Only the final stage counts (the builder stage's ENV is not in the image).
-    text = dockerfile.read_text().split("\nFROM ")[-1]
+    stages = _stages(dockerfile.read_text())
+    if name not in stages:
+        raise ImageNotFound(f"no image {name!r}: the process-backed node runs only the targets of {dockerfile.name}")
+    # The target and the stages it builds on (a builder stage it only copies from is not in the image).
+    chain, base = [], name
+    while base in stages:
+        base, body = stages[base]
+        chain.insert(0, body)
+    text = "\n".join(chain)
     env = _env(text)
     env.pop("PATH", None)  # the image's venv is ours: keep the node's PATH
     return Image(name, _exec_form(_instruction(text, "ENTRYPOINT")), _exec_form(_instruction(text, "CMD")), env)
