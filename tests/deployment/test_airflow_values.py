@@ -141,7 +141,11 @@ def test_values_file_has_no_credential_values(values):
 
 def test_connections_injected_from_secret(merged):
     entries = {e["envName"]: e for e in merged.get("secret") or []}
-    for env in ("AIRFLOW_CONN_STREAMFORGE_KAFKA", "AIRFLOW_CONN_STREAMFORGE_ARANGO"):
+    for env in (
+        "AIRFLOW_CONN_STREAMFORGE_KAFKA",
+        "AIRFLOW_CONN_STREAMFORGE_ARANGO",
+        "AIRFLOW_CONN_STREAMFORGE_AIRFLOW_API",
+    ):
         assert env in entries, f"{env} not injected"
         assert entries[env]["secretName"] == "streamforge-airflow-connections"
         assert entries[env].get("secretKey") == env
