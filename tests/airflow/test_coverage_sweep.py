@@ -68,7 +68,7 @@ def stack(tmp_path_factory, kafka_broker, arango_endpoint, binance_replay, postg
         )
 
 
-def _wait_backfills_done(api: httpx.Client, dag_id: str, timeout: float = 420) -> list[dict[str, Any]]:
+def _wait_backfills_done(api: httpx.Client, dag_id: str, timeout: float = 900) -> list[dict[str, Any]]:
     """Every backfill of the DAG has completed (its runs ended and Airflow closed it)."""
     deadline = time.monotonic() + timeout
     while True:
