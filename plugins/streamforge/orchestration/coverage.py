@@ -30,11 +30,10 @@ from streamforge.contracts.config import TimeRange
 from streamforge.contracts.gaps import GAP_COLLECTION, LISTING_COLLECTION, Gap, ListingInfo, listing_key
 from streamforge.contracts.names import DataType, Kind, Layout, collection_name
 from streamforge.orchestration.catalog import DagSpec, HistoryWindow
+from streamforge.orchestration.monthly import MONTHLY_CRON, monthly_dag_id
 from streamforge.orchestration.window import default_window
 
 DAY_MS = 86_400_000
-MONTHLY_SUFFIX = "__monthly"
-MONTHLY_CRON = "0 0 1 * *"
 ACTIVE_RUN_STATES = frozenset({"queued", "running"})
 
 
@@ -141,10 +140,6 @@ def declared_history(spec: DagSpec) -> History | None:
     if declared is None:
         return None
     return History(since=declared.since, until=declared.until, monthly=declared.window is HistoryWindow.MONTH)
-
-
-def monthly_dag_id(dag_id: str) -> str:
-    return f"{dag_id}{MONTHLY_SUFFIX}"
 
 
 # --- runs -----------------------------------------------------------------------------------
