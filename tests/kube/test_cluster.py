@@ -61,6 +61,11 @@ def _gone(core: Any, name: str) -> Callable[[], bool]:
     return check
 
 
+def _logs(core: Any, name: str, **query: Any) -> str:
+    """The raw body (the client mangles a followed log into a bytes repr otherwise)."""
+    return core.read_namespaced_pod_log(name, NS, _preload_content=False, **query).data.decode()
+
+
 @pytest.fixture
 def name() -> str:
     return f"t-{uuid.uuid4().hex[:8]}"
@@ -102,9 +107,9 @@ def test_a_pod_runs_with_its_env_resolved_and_its_logs_served(kube_core: Any, na
     assert done.status.phase == "Succeeded"
     (status,) = done.status.container_statuses
     assert status.state.terminated.exit_code == 0 and status.state.terminated.reason == "Completed"
-    logs = kube_core.read_namespaced_pod_log(name, NS, container="base", follow=True)
+    logs = _logs(kube_core, name, container="base", follow=True)
     assert logs.splitlines() == ["map map-value", "secret s3cret", f"pod {name}", "ca CA-PEM", "expanded map-value-x"]
-    stamped = kube_core.read_namespaced_pod_log(name, NS, timestamps=True, tail_lines=1)
+    stamped = _logs(kube_core, name, timestamps=True, tail_lines=1)
     assert stamped.endswith(" expanded map-value-x\n") and stamped[:4].isdigit()
     kube_core.delete_namespaced_pod(name, NS)
     _wait(_gone(kube_core, name), what="the finished pod to be deleted")
@@ -124,7 +129,7 @@ def test_a_followed_log_streams_while_the_process_runs_and_ends_with_it(kube_cor
     kube_core.create_namespaced_pod(NS, _pod(name, script))
     _wait(lambda: kube_core.read_namespaced_pod(name, NS).status.phase == "Running", what="Running")
     began = time.monotonic()
-    logs = kube_core.read_namespaced_pod_log(name, NS, follow=True, _request_timeout=60)
+    logs = _logs(kube_core, name, follow=True, _request_timeout=60)
     assert logs.splitlines() == ["tick 0", "tick 1", "tick 2"]
     assert time.monotonic() - began < 30  # the stream ended with the process, not at a timeout
     kube_core.delete_namespaced_pod(name, NS)
@@ -137,7 +142,7 @@ def test_deleting_a_running_pod_sends_sigterm_and_honours_the_grace_period(kube_
         "signal.signal(signal.SIGTERM, bye)\nprint('ready', flush=True)\nwhile True: time.sleep(0.1)"
     )
     kube_core.create_namespaced_pod(NS, _pod(name, script, termination_grace_period_seconds=30))
-    _wait(lambda: "ready" in kube_core.read_namespaced_pod_log(name, NS), what="the process to start")
+    _wait(lambda: "ready" in _logs(kube_core, name), what="the process to start")
     kube_core.delete_namespaced_pod(name, NS)
     _wait(_gone(kube_core, name), timeout=20, what="the pod to be gone (SIGTERM honoured)")
 
@@ -148,7 +153,7 @@ def test_sigkill_after_the_grace_period(kube_core: Any, name: str) -> None:
         "print('ready', flush=True)\ntime.sleep(600)"
     )
     kube_core.create_namespaced_pod(NS, _pod(name, script, termination_grace_period_seconds=2))
-    _wait(lambda: "ready" in kube_core.read_namespaced_pod_log(name, NS), what="the process to start")
+    _wait(lambda: "ready" in _logs(kube_core, name), what="the process to start")
     began = time.monotonic()
     kube_core.delete_namespaced_pod(name, NS)
     _wait(_gone(kube_core, name), timeout=30, what="the pod to be gone after SIGKILL")

@@ -59,11 +59,12 @@ class PodRecorder:
 
     def _run(self) -> None:
         core = client.CoreV1Api(self.api)
-        while not self._stop.is_set():
-            version = core.list_namespaced_pod(NS).metadata.resource_version
+        version = core.list_namespaced_pod(NS).metadata.resource_version
+        while not self._stop.is_set():  # one watch, resumed where it ended
             for event in watch.Watch().stream(core.list_namespaced_pod, NS, resource_version=version,
                                               timeout_seconds=5):  # fmt: skip
                 self.events.append((event["type"], event["object"]))
+                version = event["object"].metadata.resource_version
 
     def start(self) -> PodRecorder:
         self._thread.start()

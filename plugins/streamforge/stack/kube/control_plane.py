@@ -26,6 +26,7 @@ import os
 import secrets
 import shutil
 import signal
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -46,7 +47,7 @@ BIN_ENV = "STREAMFORGE_KUBE_BIN"  # a directory with prebuilt binaries (skips bu
 TOOLS = ("etcd", "kube-apiserver", "kube-controller-manager", "kube-scheduler", "kubectl", "kwok", "helm")
 SERVICE_CIDR = "10.96.0.0/16"
 SERVICE_ACCOUNT_ISSUER = "https://kubernetes.default.svc.cluster.local"
-CONTROLLERS = "namespace,serviceaccount,serviceaccount-token,root-ca-certificate-publisher,garbage-collector"
+CONTROLLERS = "namespace,serviceaccount,serviceaccount-token,root-ca-cert-publisher,garbagecollector"
 
 
 class KubeHarnessError(RuntimeError):
@@ -383,11 +384,12 @@ class ControlPlane:
 
     def _wait_ready(self, deadline: float) -> None:
         headers = {"Authorization": f"Bearer {self.users['admin'].token}"}
+        verify = ssl.create_default_context(cafile=str(self.ca_path))
         last: object = None
         while time.monotonic() < deadline:
             self._check_alive()
             try:
-                response = httpx.get(f"{self.server}/readyz", headers=headers, verify=str(self.ca_path), timeout=5)
+                response = httpx.get(f"{self.server}/readyz", headers=headers, verify=verify, timeout=5)
                 if response.status_code == 200:
                     return
                 last = response.text[-500:]
