@@ -151,8 +151,8 @@ def delete(config: Mapping[str, Any], names: list[str], timeout: float = 30) -> 
 
     if not names:
         return
-    futures = AdminClient(dict(config)).delete_topics(names, operation_timeout=timeout, request_timeout=timeout)
-    for future in futures.values():
+    admin = AdminClient(dict(config))  # kept until the futures resolve (its handle serves them)
+    for future in admin.delete_topics(names, operation_timeout=timeout, request_timeout=timeout).values():
         future.result()
 
 

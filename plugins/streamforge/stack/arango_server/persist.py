@@ -3,8 +3,8 @@
 One JSON snapshot per server (``<dir>/store.json``): databases, collections with their key
 generator state, secondary indexes and documents, plus the tick/revision counters (new ids and
 revisions stay greater than the stored ones, as in ArangoDB). Written atomically (temp file +
-rename) by `Snapshots` a few seconds after a request changed something, and once more at stop;
-a crash loses at most that interval, never the file.
+rename) by `Snapshots` a few seconds after a request changed something (less often for a big
+store), and once more at stop; a crash loses at most that interval, never the file.
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -102,6 +103,7 @@ class Snapshots:
         self.changes = changes
         self.interval = interval
         self._saved_at: Any = None
+        self._cost = 0.0  # seconds the last snapshot took
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -118,8 +120,10 @@ class Snapshots:
         marker = self.changes()
         if marker == self._saved_at and self.path.exists():
             return
-        with self.store.lock:
-            text = json.dumps(dump(self.store), separators=(",", ":"))
+        began = time.monotonic()
+        with self.store.lock:  # stored documents are never mutated in place: serialise outside the lock
+            data = dump(self.store)
+        text = json.dumps(data, separators=(",", ":"))
         self.path.parent.mkdir(parents=True, exist_ok=True)
         tmp = self.path.with_suffix(".tmp")
         with open(tmp, "w") as out:
@@ -128,6 +132,7 @@ class Snapshots:
             os.fsync(out.fileno())
         os.replace(tmp, self.path)
         self._saved_at = marker
+        self._cost = time.monotonic() - began
 
     def start(self) -> Snapshots:
         self._thread = threading.Thread(target=self._run, name="arango-snapshots", daemon=True)
@@ -135,7 +140,8 @@ class Snapshots:
         return self
 
     def _run(self) -> None:
-        while not self._stop.wait(self.interval):
+        # A big store is written less often: at most ~10% of the time goes to snapshots.
+        while not self._stop.wait(max(self.interval, 10 * self._cost)):
             self.save()
 
     def stop(self) -> None:
