@@ -24,8 +24,8 @@ Commands:
              decoded, keyed and encoded as import bodies BEFORE the clock starts; timed is a
              consume to the end-of-stream markers (as (b)) that posts one body per --batch-size
              records to the same ArangoDB server with the sink's own request (/_api/import,
-             type=documents, onDuplicate=replace, complete). No validation, no offset commits:
-             the upper bound for the sink on this server.
+             type=documents, onDuplicate=replace, complete) and HTTP client. No validation, no
+             offset commits: the upper bound for the sink on this server.
 """
 
 from __future__ import annotations
@@ -386,7 +386,10 @@ def cmd_store(args: argparse.Namespace) -> dict[str, Any]:
             docs.append(json.dumps(doc, separators=(",", ":")))
         bodies.append("\n".join(docs) + "\n")
     del messages
-    client = ArangoClient(hosts=args.arango_url)
+    from streamforge_workers.sink.http_client import SinkHTTPClient
+
+    # The sink's own HTTP client (environment read once per session), so (c) stays its upper bound.
+    client = ArangoClient(hosts=args.arango_url, http_client=SinkHTTPClient())
     db = client.db(args.arango_db, username="root", password=args.arango_password)
     if not db.has_collection(args.collection):
         db.create_collection(args.collection)

@@ -102,3 +102,30 @@ def test_records_of_another_stream_are_refused() -> None:
         CANDLES.decode(hourly)
     with pytest.raises(RecordError, match="on the topic of BTCUSD_PERP"):
         TRADES.decode(_mutate(TRADE, symbol="BTCUSDT"))
+
+
+def test_many_at_once_is_each_one_decoded_up_to_the_first_refused() -> None:
+    trades = real_trades()[:50]
+    raws = [t.to_bytes() for t in trades]
+    docs, error = TRADES.decode_many(raws)
+    assert error is None and [as_dict(d) for d in docs] == [t.to_document() for t in trades]
+
+    lenient = _mutate(TRADE, price=str(TRADE.price))  # valid by the contract, not for the fast path
+    for name, bad in BAD_TRADES.items():
+        docs, error = TRADES.decode_many([*raws[:7], lenient, bad, *raws[7:]])
+        assert [as_dict(d) for d in docs] == [t.to_document() for t in (*trades[:7], TRADE)], name
+        with pytest.raises(RecordError) as one:
+            TRADES.decode(bad)
+        assert isinstance(error, RecordError) and str(error) == str(one.value), name
+
+    candles = real_candles()[:30]
+    docs, error = CANDLES.decode_many([c.to_bytes() for c in candles] + [None])  # type: ignore[list-item]
+    assert [as_dict(d) for d in docs] == [c.to_document() for c in candles]
+    assert isinstance(error, RecordError) and str(error) == str(_refusal(CANDLES, b""))
+    assert CANDLES.decode_many([]) == ([], None)
+
+
+def _refusal(codec: RecordCodec, raw: bytes) -> RecordError:
+    with pytest.raises(RecordError) as refused:
+        codec.decode(raw)
+    return refused.value

@@ -13,8 +13,8 @@ record of another stream would land in the wrong collection.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Annotated
+from collections.abc import Callable, Sequence
+from typing import Annotated, Any
 
 import msgspec
 
@@ -76,59 +76,85 @@ class RecordCodec:
         self._symbol = symbol
         self._stream = stream
         self._model: type[Candle] | type[Trade]
+        self._decoder: msgspec.json.Decoder
+        self._keyed: Callable[[list[Any]], bool]
         if kind == "candles":
             if interval not in INTERVALS:
                 raise ValueError(f"candle stream {stream} needs a known interval, got {interval!r}")
             self._model = Candle
             self._interval = INTERVALS[interval]
-            self._decoder: msgspec.json.Decoder = msgspec.json.Decoder(CandleDocument)
-            self.decode = self._decode_candle
+            self._decoder = msgspec.json.Decoder(CandleDocument)
+            self._keyed = self._keyed_candles
         elif kind == "trades":
             self._model = Trade
             self._decoder = msgspec.json.Decoder(TradeDocument)
-            self.decode = self._decode_trade
+            self._keyed = self._keyed_trades
         else:
             raise ValueError(f"unknown record kind {kind!r}")
 
     # --- decoding ---------------------------------------------------------------------------
 
-    def _decode_candle(self, raw: bytes) -> CandleDocument:
+    def decode(self, raw: bytes) -> Document:
         """One data-topic value → its document; RecordError (the contract's message) otherwise."""
         try:
-            c = self._decoder.decode(raw)
-        except msgspec.DecodeError:
+            doc = self._decoder.decode(raw)
+        except (msgspec.DecodeError, TypeError):  # TypeError: no value at all (None)
             return self._slow(raw)
-        if (
-            c.key is not msgspec.UNSET
-            or c.interval != self._interval.code
-            or c.close_time != self._interval.close_time(c.open_time)
-            or c.high < c.open
-            or c.high < c.close
-            or c.high < c.low
-            or c.low > c.open
-            or c.low > c.close
-        ):
-            c = self._slow(raw)
-        if c.symbol != self._symbol:
-            raise RecordError(f"record of symbol {c.symbol!r} on the topic of {self._symbol}")
-        c.key = f"{c.symbol}_{c.interval}_{c.open_time}"
-        return c
+        return doc if self._keyed([doc]) else self._slow(raw)
 
-    def _decode_trade(self, raw: bytes) -> TradeDocument:
-        """One data-topic value → its document; RecordError (the contract's message) otherwise."""
+    def decode_many(self, raws: Sequence[bytes]) -> tuple[list[Document], RecordError | None]:
+        """Many values → their documents, in order, up to the first invalid one.
+
+        Returns (documents, None) when every value is valid, else (the documents before the first
+        invalid value, its RecordError): the refused value is `raws[len(documents)]`. The same
+        results as `decode` per value, with no Python call per value on the common path.
+        """
         try:
-            t = self._decoder.decode(raw)
-        except msgspec.DecodeError:
-            return self._slow(raw)
-        if t.key is not msgspec.UNSET or t.last_trade_id < t.first_trade_id:
-            t = self._slow(raw)
-        if t.symbol != self._symbol:
-            raise RecordError(f"record of symbol {t.symbol!r} on the topic of {self._symbol}")
-        t.key = f"{t.symbol}_{t.trade_id}"
-        return t
+            docs = list(map(self._decoder.decode, raws))
+        except (msgspec.DecodeError, TypeError):
+            docs = None
+        if docs is not None and self._keyed(docs):
+            return docs, None
+        # Some value is not for the fast path: one by one, so the first bad one is found and worded.
+        out: list[Document] = []
+        for raw in raws:
+            try:
+                out.append(self.decode(raw))
+            except RecordError as exc:
+                return out, exc
+        return out, None
+
+    def _keyed_candles(self, docs: list[CandleDocument]) -> bool:
+        """The cross-field rules of Candle and the stream check; keys them all, or False at the first miss."""
+        symbol, code, close_time, unset = self._symbol, self._interval.code, self._interval.close_time, msgspec.UNSET
+        for c in docs:
+            if (
+                c.key is not unset
+                or c.symbol != symbol
+                or c.interval != code
+                or c.close_time != close_time(c.open_time)
+                or c.high < c.open
+                or c.high < c.close
+                or c.high < c.low
+                or c.low > c.open
+                or c.low > c.close
+            ):
+                return False
+            c.key = f"{symbol}_{code}_{c.open_time}"
+        return True
+
+    def _keyed_trades(self, docs: list[TradeDocument]) -> bool:
+        """The cross-field rule of Trade and the stream check; keys them all, or False at the first miss."""
+        symbol, unset = self._symbol, msgspec.UNSET
+        for t in docs:
+            if t.key is not unset or t.symbol != symbol or t.last_trade_id < t.first_trade_id:
+                return False
+            t.key = f"{symbol}_{t.trade_id}"
+        return True
 
     def _slow(self, raw: bytes) -> Document:
         """The contract model decides what the fast path did not accept (and words the error)."""
+        raw = raw or b""  # a tombstone (no value) is refused like an empty one
         record = self._model.from_bytes(raw)  # raises RecordError for anything invalid
         if isinstance(record, Candle) and record.interval != self._interval.code:
             raise RecordError(f"{record.interval} candle on the topic of {self._stream}")

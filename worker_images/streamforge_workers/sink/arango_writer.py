@@ -18,7 +18,6 @@ from typing import Any, TypeVar
 import requests
 from arango import ArangoClient
 from arango.exceptions import ArangoServerError, DocumentInsertError
-from arango.http import DefaultHTTPClient
 from arango.request import Request
 from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
@@ -26,6 +25,7 @@ from streamforge.contracts.config import SinkSettings
 from streamforge.contracts.names import Layout
 from streamforge.contracts.record_codec import Document, import_body
 from streamforge_workers.runtime.worker import FatalError, Interrupted
+from streamforge_workers.sink.http_client import SinkHTTPClient
 from streamforge_workers.sink.metrics import ARANGO_RETRIES
 from streamforge_workers.sink.routing import CollectionRouter, OutsideWindow
 
@@ -83,7 +83,7 @@ class ArangoWriter:
         self._client = ArangoClient(
             hosts=settings.arango_url,
             resolver_max_tries=1,
-            http_client=DefaultHTTPClient(request_timeout=settings.arango_timeout_seconds, retry_attempts=0),
+            http_client=SinkHTTPClient(request_timeout=settings.arango_timeout_seconds, retry_attempts=0),
         )
         self._db = self._client.db(
             settings.arango_db,

@@ -324,9 +324,7 @@ class SinkEngine:
                 return call()
             except (KafkaException, _NotYet) as exc:
                 err = exc.args[0] if exc.args else exc
-                retriable = isinstance(exc, _NotYet) or (
-                    isinstance(err, KafkaError) and not is_fatal(err)
-                )
+                retriable = isinstance(exc, _NotYet) or (isinstance(err, KafkaError) and not is_fatal(err))
                 text = err.str() if isinstance(err, KafkaError) else str(err)
                 if not retriable or time.monotonic() > deadline:
                     raise FatalError(f"Kafka: could not {what}: {text}") from None

@@ -8,6 +8,9 @@ offsets with their metadata and continues each count where the last commit left 
 after the last commit are read again, written again (replace on `_key` → the same documents) and
 counted once, because a count only advances together with the commit that covers it.
 
+Three layers per partition: committed; handed over (one batch being written while the next is
+read); open (the batch being filled). A commit's metadata counts all three up to its offset.
+
 A commit without our metadata (e.g. offsets moved with kafka-consumer-groups) is not trusted:
 that partition is re-read from its beginning, which costs time but keeps the count exact.
 The final total is cross-checked against the EndOfStream markers (`EndOfStream.records` is the
@@ -38,7 +41,11 @@ class PartitionState:
     committed_written: int = 0
     # EndOfStream.records of this partition's marker, once the marker is committed.
     committed_eos: int | None = None
-    # Consumed but not yet committed (the open batch).
+    # Handed over to be written, not yet committed (at most one batch at a time).
+    sent_offset: int | None = None
+    sent_records: int = 0
+    sent_eos: int | None = None
+    # Consumed, in the open batch.
     next_offset: int | None = None
     pending_records: int = 0
     pending_eos: int | None = None
@@ -50,21 +57,39 @@ class PartitionState:
 
     @property
     def eos_seen(self) -> bool:
-        return self.committed_eos is not None or self.pending_eos is not None
+        return self.committed_eos is not None or self.sent_eos is not None or self.pending_eos is not None
 
     @property
     def dirty(self) -> bool:
-        return self.next_offset is not None and self.next_offset != self.committed_offset
+        """The open batch moved this partition past what is handed over or committed."""
+        base = self.sent_offset if self.sent_offset is not None else self.committed_offset
+        return self.next_offset is not None and self.next_offset != base
 
     def metadata(self) -> str:
         meta: dict[str, int] = {
             "v": _META_VERSION,
-            "written": self.committed_written + self.pending_records,
+            "written": self.committed_written + self.sent_records + self.pending_records,
         }
-        eos = self.pending_eos if self.pending_eos is not None else self.committed_eos
+        eos = next((e for e in (self.pending_eos, self.sent_eos, self.committed_eos) if e is not None), None)
         if eos is not None:
             meta["eos"] = eos
         return json.dumps(meta, separators=(",", ":"))
+
+    def hand_over(self) -> None:
+        if self.next_offset is not None:
+            self.sent_offset = self.next_offset
+        self.sent_records += self.pending_records
+        if self.pending_eos is not None:
+            self.sent_eos = self.pending_eos
+        self.pending_records, self.pending_eos = 0, None
+
+    def sent_committed(self) -> None:
+        if self.sent_offset is not None:
+            self.committed_offset = self.sent_offset
+        self.committed_written += self.sent_records
+        if self.sent_eos is not None:
+            self.committed_eos = self.sent_eos
+        self.sent_offset, self.sent_records, self.sent_eos = None, 0, None
 
 
 def parse_metadata(text: str | None) -> tuple[int, int | None] | None:
@@ -120,9 +145,13 @@ class Ledger:
         return position < 0 or offset >= position
 
     def add_record(self, partition: int, offset: int) -> None:
+        self.add_records(partition, 1, offset + 1)
+
+    def add_records(self, partition: int, count: int, next_offset: int) -> None:
+        """`count` records of `partition` taken into the open batch, the last at `next_offset - 1`."""
         state = self.states[partition]
-        state.pending_records += 1
-        state.next_offset = offset + 1
+        state.pending_records += count
+        state.next_offset = next_offset
 
     def add_eos(self, partition: int, offset: int, records: int) -> None:
         state = self.states[partition]
@@ -132,21 +161,35 @@ class Ledger:
     # --- committing -----------------------------------------------------------------------
 
     def pending_commits(self) -> list[TopicPartition]:
+        """The commits that cover everything consumed so far (handed over and open)."""
         return [
             TopicPartition(self.topic, s.partition, s.next_offset, metadata=s.metadata())
             for s in self.states.values()
             if s.dirty and s.next_offset is not None
         ]
 
-    def mark_committed(self) -> None:
+    def hand_over(self) -> tuple[int, list[TopicPartition]]:
+        """The open batch goes to the writer: (its records, the commits to make once it is stored).
+
+        Only one batch is handed over at a time: the previous one must be committed first.
+        """
+        if any(s.sent_offset is not None for s in self.states.values()):
+            raise RuntimeError("the batch handed over before is not committed yet")
+        records, commits = self.pending, self.pending_commits()
         for state in self.states.values():
-            if state.next_offset is None:
-                continue
-            state.committed_offset = state.next_offset
-            state.committed_written += state.pending_records
-            if state.pending_eos is not None:
-                state.committed_eos = state.pending_eos
-            state.pending_records, state.pending_eos = 0, None
+            state.hand_over()
+        return records, commits
+
+    def handed_over_committed(self) -> None:
+        """The batch handed over is stored and its commits are made."""
+        for state in self.states.values():
+            state.sent_committed()
+
+    def mark_committed(self) -> None:
+        """Everything consumed so far (handed over and open) is stored and committed."""
+        for state in self.states.values():
+            state.hand_over()
+            state.sent_committed()
 
     # --- totals ---------------------------------------------------------------------------
 
@@ -157,7 +200,13 @@ class Ledger:
 
     @property
     def pending(self) -> int:
+        """Records in the open batch."""
         return sum(s.pending_records for s in self.states.values())
+
+    @property
+    def in_flight(self) -> int:
+        """Records handed over, not yet committed."""
+        return sum(s.sent_records for s in self.states.values())
 
     @property
     def eos_pending(self) -> bool:
@@ -166,6 +215,11 @@ class Ledger:
     @property
     def all_finished(self) -> bool:
         return all(s.finished for s in self.states.values())
+
+    @property
+    def all_eos_seen(self) -> bool:
+        """Every partition's marker is consumed: nothing is left to read."""
+        return all(s.eos_seen for s in self.states.values())
 
     def unfinished(self) -> list[int]:
         return [p for p, s in self.states.items() if not s.finished]
