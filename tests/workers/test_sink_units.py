@@ -71,6 +71,33 @@ def test_counts_advance_only_with_commits_and_survive_a_restart() -> None:
     assert done.all_finished and done.start_positions() == [] and done.final_total() == 8
 
 
+def test_a_batch_handed_over_counts_only_once_its_commit_is_made() -> None:
+    ledger = fresh(1)
+    for offset in range(3):
+        ledger.add_record(0, offset)
+    records, commits = ledger.hand_over()
+    assert records == 3 and commits[0].offset == 3 and parse_metadata(commits[0].metadata) == (3, None)
+    # The next batch is read while the first one is written; one batch is handed over at a time.
+    ledger.add_records(0, 2, next_offset=5)
+    ledger.add_eos(0, 5, records=5)
+    assert (ledger.written, ledger.in_flight, ledger.pending) == (0, 3, 2)
+    assert ledger.all_eos_seen and not ledger.all_finished
+    assert not ledger.accepts(0, 4) and not ledger.accepts(0, 6)
+    with pytest.raises(RuntimeError, match="not committed yet"):
+        ledger.hand_over()
+    # A process that dies now resumes from the last commit: nothing of this topic counted yet.
+    assert Ledger.from_committed(TOPIC, [TopicPartition(TOPIC, 0, -1001)], LOG).written == 0
+
+    ledger.handed_over_committed()
+    assert (ledger.written, ledger.in_flight, ledger.pending) == (3, 0, 2)
+    records, commits = ledger.hand_over()
+    # The second commit counts both batches and carries the marker.
+    assert records == 2 and commits[0].offset == 6 and parse_metadata(commits[0].metadata) == (5, 5)
+    ledger.handed_over_committed()
+    assert ledger.all_finished and ledger.final_total() == 5
+    assert ledger.hand_over() == (0, [])  # nothing left to hand over
+
+
 def _commits_of(ledger: Ledger) -> list[TopicPartition]:
     return [
         TopicPartition(TOPIC, s.partition, s.committed_offset, metadata=s.metadata()) for s in ledger.states.values()
