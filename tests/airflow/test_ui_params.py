@@ -32,7 +32,7 @@ def test_details_expose_the_params_schema(airflow_stack, airflow_api: httpx.Clie
         assert {"type": "null"} in window
         assert params[name]["description"]
     for name in ("batch_size", "partitions", "timeout_minutes"):
-        assert params[name]["schema"]["section"] == "Advanced"
+        assert params[name]["schema"]["section"] == "Tuning"
     assert (params["batch_size"]["schema"]["minimum"], params["batch_size"]["schema"]["maximum"]) == (1, 1000)
     assert params["timeout_minutes"]["schema"]["maximum"] == 720
     assert params["partitions"]["value"] == 1

@@ -103,9 +103,9 @@ class Page:
     def submit(self) -> None:
         buttons = self.driver.find_elements(By.XPATH, "//*[@role='dialog']//button[normalize-space(.)='Trigger']")
         assert buttons, "no Trigger button in the trigger dialog"
-        advanced = self.driver.find_element(By.XPATH, "//*[@role='dialog']//*[normalize-space(text())='Advanced']")
-        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", advanced)
-        self.shot("filled")  # the Advanced section (batch size, partitions, timeout) in view
+        tuning = self.driver.find_element(By.XPATH, "//*[@role='dialog']//*[normalize-space(text())='Tuning']")
+        self.driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", tuning)
+        self.shot("filled")  # the Tuning section (batch size, partitions, timeout) in view
         buttons[-1].click()
 
 

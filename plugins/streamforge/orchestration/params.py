@@ -13,7 +13,7 @@ from streamforge.contracts.gaps import GapPolicy
 from streamforge.orchestration.catalog import DagSpec
 
 _DATE_OR_DATETIME = [{"type": "null"}, {"type": "string", "format": "date"}, {"type": "string", "format": "date-time"}]
-ADVANCED = "Advanced"  # a collapsed section of the trigger form
+TUNING = "Tuning"  # a collapsed section of the trigger form (Airflow has its own "Advanced Options")
 SOURCE_LABELS = {
     "auto": "Auto: the daily archive for complete days, the REST API for the rest",
     "rest": "Binance REST API",
@@ -75,7 +75,7 @@ def dag_params(spec: DagSpec) -> dict[str, Param]:
             maximum=1000,
             title="Batch size",
             description="records per Binance request / Kafka batch",
-            section=ADVANCED,
+            section=TUNING,
         ),
         "partitions": Param(
             spec.settings.topics.data_partitions,
@@ -84,7 +84,7 @@ def dag_params(spec: DagSpec) -> dict[str, Param]:
             maximum=64,
             title="Data topic partitions",
             description="partitions of this run's data topic (more: more sink consumers)",
-            section=ADVANCED,
+            section=TUNING,
         ),
         "timeout_minutes": Param(
             run.timeout_minutes,
@@ -93,6 +93,6 @@ def dag_params(spec: DagSpec) -> dict[str, Param]:
             maximum=run.max_timeout_minutes,
             title="Timeout (minutes)",
             description="the workers must have finished this long after `plan`",
-            section=ADVANCED,
+            section=TUNING,
         ),
     }
