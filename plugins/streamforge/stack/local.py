@@ -46,8 +46,9 @@ KAFKA_CONN_ID = "streamforge_kafka"
 ARANGO_CONN_ID = "streamforge_arango"
 
 # What differs on one machine: no alert targets (their connections do not exist here; data
-# topics take the broker's default replication, 1 on our single broker). The sensor settings stay the catalog's: the local runner's
-# tasks are reschedule-mode sensors, and Airflow 3.3 fails such a sensor when the executor's
+# topics take the broker's default replication, 1 on our single broker). The sensor settings
+# stay the catalog's: the local runner's tasks are reschedule-mode sensors, and Airflow 3.3
+# fails such a sensor when the executor's
 # success for one poke reaches the scheduler after the next poke started (apache/airflow#71172);
 # the default 10 s poke interval keeps that window wide enough on a loaded 2-core machine.
 LOCAL_CATALOG_DEFAULTS: dict[str, Any] = {
