@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import time
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -21,6 +22,13 @@ import typer
 from streamforge.stack.paths import REPO_ROOT
 
 DEFAULT_HOME = REPO_ROOT / ".stack" / "up"
+
+
+class KafkaListener(StrEnum):
+    PLAINTEXT = "PLAINTEXT"
+    SASL_SSL = "SASL_SSL"
+
+
 STATE_FILE = "stack.json"
 
 StateDir = Annotated[
@@ -43,8 +51,8 @@ def up(
     scheduled: Annotated[bool, typer.Option("--scheduled", help="let the scheduler create the daily runs")] = False,
     parallelism: Annotated[int, typer.Option(help="Airflow's core.parallelism")] = 8,
     kafka_protocol: Annotated[
-        str, typer.Option(help="listener of the streamforge_kafka connection: PLAINTEXT or SASL_SSL (SCRAM-SHA-512)")
-    ] = "PLAINTEXT",
+        KafkaListener, typer.Option(help="listener of the streamforge_kafka connection (SASL_SSL: SCRAM-SHA-512)")
+    ] = KafkaListener.PLAINTEXT,
     kafka_bootstrap: Annotated[
         str | None, typer.Option(help="use this Kafka instead of starting one (bootstrap servers)")
     ] = None,
@@ -91,7 +99,7 @@ def up(
         home=home,
         persistent=state_dir is not None,
         kafka=kafka,
-        kafka_protocol=kafka_protocol,  # type: ignore[arg-type]
+        kafka_protocol=kafka_protocol.value,  # type: ignore[arg-type]
         arango=arango,
         log=typer.echo,
     )
