@@ -14,7 +14,7 @@ import pytest
 
 from streamforge.orchestration import alerts
 from streamforge.orchestration.outcome import Outcome, Reason
-from streamforge.orchestration.tasks import root_cause
+from streamforge.orchestration.root_cause import root_cause
 from tests.dags.e2e import WebhookReceiver
 
 ALERT = alerts.Alert(

@@ -7,7 +7,7 @@ The watcher task (the one task that fails whenever the run failed) pushes an `Al
 * `webhook`: JsonWebhookNotifier, an HTTP POST of the alert as JSON to the URL of an HTTP
   connection (host, port, schema = http|https, extra.endpoint; password -> Bearer token).
 
-The alert names the task whose failure made the run fail (tasks.root_cause), not the first
+The alert names the task whose failure made the run fail (root_cause.py), not the first
 task Airflow happened to see failing, and links to that task's log. Every task records its
 error text (`record_error`), so the alert can quote it.
 

@@ -23,17 +23,10 @@ from streamforge.orchestration.gap_ledger import record_gaps
 from streamforge.orchestration.kafka_ops import send_stop_command
 from streamforge.orchestration.outcome import Outcome, Reason
 from streamforge.orchestration.plan import PlanError, RunPlan, make_plan, with_listing
+from streamforge.orchestration.root_cause import failed_tasks, root_cause
 from streamforge.orchestration.run_note import note_text, set_run_note
 from streamforge.orchestration.sensor import OUTCOME_XCOM_KEY
-from streamforge.orchestration.task_ids import (
-    AWAIT_OUTCOME,
-    ORDER,
-    PLAN,
-    SETUP_TASKS,
-    TEARDOWN_TASKS,
-    WORK_TASKS,
-    worker_task_id,
-)
+from streamforge.orchestration.task_ids import AWAIT_OUTCOME, PLAN, WORK_TASKS
 from streamforge.orchestration.verify import Report, check, open_database, summarize
 
 log = logging.getLogger(__name__)
@@ -153,11 +146,6 @@ def task_states(context: Any) -> dict[str, str | None]:
     return {task_id: state for task_id, state in states.items() if task_id != ti.task_id}
 
 
-def failed_tasks(states: dict[str, str | None]) -> list[str]:
-    """The failed ones, in run order."""
-    return sorted((t for t, state in states.items() if state == "failed"), key=_run_order)
-
-
 def run_send_stop(kafka_conn_id: str, context: Any) -> None:
     """`send_stop`: publish `stop` for the queue so surviving workers end."""
     ti = context["ti"]
@@ -170,39 +158,8 @@ def run_send_stop(kafka_conn_id: str, context: Any) -> None:
     send_stop_command(kafka_conn_id, RunPlan.from_xcom(value), reason=alerts.short(reason))
 
 
-def culprit(failed: list[str], errors: dict[str, Any]) -> str | None:
-    """The failed task to name first: a worker that stopped because it was told to is a consequence."""
-    ordered = sorted(failed, key=_run_order)
-    causes = [t for t in ordered if "was interrupted" not in str(errors.get(t) or "")]
-    return (causes or ordered or [None])[0]
-
-
-def root_cause(
-    failed: list[str], errors: dict[str, Any], outcome: Outcome | None, producers: dict[str, str]
-) -> tuple[str | None, str | None]:
-    """The task whose failure made the run fail, and why it is that one.
-
-    The watcher starts on the first failure Airflow sees, which is often only an observer:
-    `await_outcome` fails as soon as it reads a worker's `error` event, seconds before the
-    worker's own task ends. So, in this order: a failed setup (nothing ran after it); the
-    worker whose event decided the outcome (by its producer id, unique per role); else the
-    first failed task in run order that was not merely told to stop.
-    """
-    for setup in SETUP_TASKS:
-        if setup in failed:
-            return setup, "setup task"
-    if outcome is not None and not outcome.success and outcome.producer:
-        role = {producer: role for role, producer in producers.items()}.get(outcome.producer)
-        if role is not None:
-            return worker_task_id(role), f"its {role} reported `{outcome.reason.value}` ({outcome.producer})"
-    first = culprit(failed, errors)
-    if first is None:
-        return None, None
-    return first, "teardown task" if first in TEARDOWN_TASKS else None
-
-
 def run_watcher(context: Any) -> None:
-    """`watcher`: runs on the first failure; records the alert (naming the root cause) and fails the run."""
+    """`watcher`: runs on the first failure; records the alert naming the root cause (root_cause.py), fails the run."""
     ti = context["ti"]
     states = task_states(context)
     failed = failed_tasks(states)
@@ -229,7 +186,3 @@ def run_watcher(context: Any) -> None:
     )
     ti.xcom_push(key=alerts.ALERT_XCOM_KEY, value=alert.model_dump(mode="json"))
     raise AirflowFailException(f"run failed: {task or 'a task'} failed: {alert.error}")
-
-
-def _run_order(task_id: str) -> int:
-    return ORDER.index(task_id) if task_id in ORDER else len(ORDER)

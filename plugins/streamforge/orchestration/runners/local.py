@@ -47,6 +47,7 @@ from streamforge.contracts.config import (
 from streamforge.orchestration.catalog import DagSpec
 from streamforge.orchestration.connections import worker_env
 from streamforge.orchestration.guards import claim_queue
+from streamforge.orchestration.root_cause import INTERRUPTED
 from streamforge.orchestration.spec import WorkerSpec, needs_arango, plan_ref
 
 STATE_DIR_ENV = "STREAMFORGE_LOCAL_STATE_DIR"
@@ -259,7 +260,7 @@ class LocalWorkerOperator(BaseSensorOperator):
             return
         if code == EXIT_INTERRUPTED:
             raise AirflowFailException(
-                f"{name} was interrupted (exit 3): it obeyed a `stop` for its queue or was terminated; "
+                f"{name} {INTERRUPTED} (exit 3): it obeyed a `stop` for its queue or was terminated; "
                 "see send_stop / await_outcome for why"
             )
         if code == EXIT_ERROR:
