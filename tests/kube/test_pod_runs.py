@@ -244,8 +244,9 @@ def test_clearing_one_worker_alone_starts_no_second_pod(
     time.sleep(2)
     done = sf.wait_for_run(api, DAG_1M, run_id, timeout=RUN_TIMEOUT)
     task_states = states(api, DAG_1M, run_id)
+    # The refused sink fails; the run's state is Airflow's (its leaves, verify and watcher, were not cleared).
+    assert done["state"] in sf.TERMINAL_RUN_STATES
     assert task_states["run_sink"] == "failed", task_states
-    assert done["state"] == "failed"
     second = sf.xcom(api, DAG_1M, run_id, "plan")["queue_id"]
     assert second != first
     sink_log = task_log(api, DAG_1M, run_id, "run_sink", try_number=2)
