@@ -21,6 +21,7 @@ from streamforge_workers.sink.arango_writer import (
     ArangoWriter,
     is_transient,
 )
+from streamforge_workers.sink.http_client import SinkHTTPClient
 from streamforge_workers.sink.ledger import Ledger, LedgerError, parse_metadata
 
 LOG = logging.getLogger("test")
@@ -263,3 +264,16 @@ def test_a_refused_document_fails_the_whole_batch(arango_endpoint, arango_db) ->
     with pytest.raises(ArangoWriteError, match="illegal document key"):
         w.write([good, bad])
     assert arango_db.collection("c").count() == 0  # all or nothing: a retry or replay writes it again
+
+
+def test_sink_sessions_resolve_proxies_and_ca_bundle_once(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HTTP_PROXY", "http://proxy.example:3128")
+    monkeypatch.setenv("NO_PROXY", "arango.internal")
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", "/etc/ssl/streamforge-ca.pem")
+    client = SinkHTTPClient(request_timeout=5, retry_attempts=0)
+    proxied = client.create_session("http://db.example:8529")
+    direct = client.create_session("http://arango.internal:8529")
+    assert proxied.proxies.get("http") == "http://proxy.example:3128"
+    assert "http" not in direct.proxies  # no_proxy covers it
+    assert proxied.verify == direct.verify == "/etc/ssl/streamforge-ca.pem"
+    assert not proxied.trust_env and not direct.trust_env  # nothing is read from os.environ per request
