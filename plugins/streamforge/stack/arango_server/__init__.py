@@ -9,14 +9,14 @@ from a real ArangoDB.
 In-process::
 
     from streamforge.stack.arango_server import ArangoTestServer
-    with ArangoTestServer(root_password="pw") as server:
+    with ArangoTestServer(root_password=password) as server:
         ...  # server.url, server.store
 
 As a process (prints one JSON line ``{"url": ..., "pid": ...}`` and serves until SIGTERM/SIGINT)::
 
     python -m streamforge.stack.arango_server --port 0 --root-password pw
 
-or ``ArangoTestServerProcess(root_password="pw").start()`` / ``.stop()`` from Python.
+or ``ArangoTestServerProcess(root_password=password).start()`` / ``.stop()`` from Python.
 """
 
 from .app import ARANGO_VERSION, ArangoApp

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import secrets
 import subprocess
 import sys
 import time
@@ -123,12 +124,13 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     result: dict[str, Any] = {}
+    password = secrets.token_urlsafe(16)  # a throw-away server's root password
     if args.url:
         result.update(run(args.url, args.user, args.password, args.docs, args.batch))
     elif args.subprocess:
         t = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "streamforge.stack.arango_server", "--port", "0", "--root-password", "bench"],
+            [sys.executable, "-m", "streamforge.stack.arango_server", "--port", "0", "--root-password", password],
             stdout=subprocess.PIPE,
             text=True,
         )
@@ -137,17 +139,17 @@ def main(argv: list[str] | None = None) -> int:
             info = json.loads(proc.stdout.readline())
             result["server_start_s"] = round(time.perf_counter() - t, 3)
             result["mode"] = "subprocess"
-            result.update(run(info["url"], "root", "bench", args.docs, args.batch, server_pid=proc.pid))
+            result.update(run(info["url"], "root", password, args.docs, args.batch, server_pid=proc.pid))
         finally:
             proc.terminate()
             proc.wait(10)
     else:
         t = time.perf_counter()
-        server = ArangoTestServer(root_password="bench").start()
+        server = ArangoTestServer(root_password=password).start()
         result["server_start_s"] = round(time.perf_counter() - t, 3)
         result["mode"] = "thread"
         try:
-            result.update(run(server.url, "root", "bench", args.docs, args.batch))
+            result.update(run(server.url, "root", password, args.docs, args.batch))
         finally:
             t = time.perf_counter()
             server.stop()

@@ -26,7 +26,7 @@ class ArangoTestServer:
 
     ::
 
-        with ArangoTestServer(root_password="pw") as server:
+        with ArangoTestServer(root_password=password) as server:
             client = ArangoClient(hosts=server.url)
             db = client.db("_system", "root", "pw", verify=True)
 
