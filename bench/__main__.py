@@ -8,6 +8,7 @@ import sys
 BENCHMARKS = {
     "airflow": ("bench.airflow_report", "DagBag load vs dag-factory, trigger latency, 31-day backfill (Airflow)"),
     "workers": ("bench.workers_pipeline", "loader → Kafka → sink throughput vs the original pattern and raw Kafka"),
+    "history": ("bench.history", "a year of 1m candles: monthly DAG vs daily DAG backfill, days of data per minute"),
 }
 
 
