@@ -13,8 +13,8 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from tests.fixtures.kafka import TopicFactory
 from streamforge.stack.kafka import CONTROL_TOPICS, KAFKA_VERSION, POM_PATH, KafkaBroker, write_ca
+from tests.fixtures.kafka import TopicFactory
 
 pytestmark = pytest.mark.kafka
 

@@ -487,7 +487,7 @@ def test_gaps_fail_names_every_missing_range(loader: Loader) -> None:
         "exchange gaps in BTCUSDT api_candles_1m (GAPS=fail): 2020-01-01 10:00-10:02 UTC (3 candles); "
         "2020-01-01 20:00-20:02 UTC (3 candles)"
     )
-    records, eos = read_topic(loader.broker, run.topic, timeout=5)
+    _records, eos = read_topic(loader.broker, run.topic, timeout=5)
     assert eos == {}  # no end-of-stream marker after a failure: the sink cannot finish
 
 

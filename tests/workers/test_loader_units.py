@@ -18,12 +18,12 @@ import pytest
 from streamforge.contracts.config import LoaderSource
 from streamforge.contracts.names import INTERVALS, DataType
 from streamforge.contracts.records import Candle, Trade, candles_from_csv
+from streamforge.stack.binance_replay import Catalog
 from streamforge_workers.loader.archive import ArchiveClient, kline_url
 from streamforge_workers.loader.binance_rest import BinanceRest, WeightLimiter
 from streamforge_workers.loader.hooks import Hooks
 from streamforge_workers.loader.sources import Hole, RecordSource, Segment, check_trade_order, grid_walk, plan
 from streamforge_workers.runtime.worker import FatalError, Interrupted
-from streamforge.stack.binance_replay import Catalog
 
 DAY = 86_400_000
 JAN1 = 1_577_836_800_000  # 2020-01-01T00:00:00Z
