@@ -218,9 +218,13 @@ def test_dummy_service_in_both_roles_decides_normally_and_the_deadline_alert_has
     deadline = posted[0]
     assert deadline["queue_id"] == plan["queue_id"], deadline["text"]
     assert deadline["task_states"]["plan"] == "success"
-    # States at the deadline, not at the end: the loader runs longer than the deadline after it started.
-    assert deadline["task_states"]["run_loader"] in ("scheduled", "queued", "running"), deadline["text"]
+    # States at the deadline, not at the end: the loader runs longer than the deadline after it started
+    # (with the local runner a running worker's task waits in reschedule mode between polls).
+    unfinished = ("scheduled", "queued", "running", "up_for_reschedule")
+    assert deadline["task_states"]["run_loader"] in unfinished, deadline["text"]
     assert f"queue_id: {plan['queue_id']}" in slack[0]["text"] and "task states: plan=success" in slack[0]["text"]
+    late = deadline["_at"] - (_at(run["queued_at"]) or 0) - DEADLINE_MINUTES * 60
+    print(f"{DUMMY_BOTH}: deadline alert {late:+.1f}s after the deadline (queued_at + {DEADLINE_MINUTES} min)")
     # dummy-service writes no documents, so `verify` fails the run, and says so.
     if run["state"] == "failed":
         assert _one_alert_each(alert_runs, DUMMY_BOTH)["task"] == "verify"
