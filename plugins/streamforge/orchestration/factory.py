@@ -1,18 +1,20 @@
 """The DAG factory: one DAG per catalog entry (ARCHITECTURE §1, §6).
 
     plan (setup) ─► create_topic (setup) ─► run_loader ─────┐
-                                         ├► run_sink ───────┼─► verify ─┐
-                                         └► await_outcome ──┘           ├─► delete_topic (teardown)
-                                 any of the three failed ─► send_stop ──┘
+                                         ├► run_sink ───────┼─► verify (Asset event, run note)
+                                         └► await_outcome ──┤
+                                 any of the three failed ─► send_stop ─► delete_topic (teardown)
     every task ─► watcher (fails the run and sends the alert whenever anything failed)
 
-Clearing / re-running: `plan` is a setup task, so clearing any task inside the run (a worker,
-the sensor, verify) clears `plan` and `create_topic` with it (Airflow clears the relevant
+Clearing / re-running: `plan` is a setup task, so clearing any task inside the topic's scope (a
+worker, the sensor, send_stop) clears `plan` and `create_topic` with it (Airflow clears the relevant
 setups and teardowns). `plan` then runs with a new try_number, hence a new h6: a new queue_id,
 topic, producer ids and QUEUE_CREATED_AT, so the events of the earlier attempt cannot be taken
 for the new one. Airflow does not clear a task's siblings, though: a worker or the sensor that
 would run for the new plan while a sibling stays done from the old one refuses to start
-(guards.claim_queue) and says to clear the run, or `plan` with downstream.
+(guards.claim_queue) and says to clear the run, or `plan` with downstream. `verify` reads only
+ArangoDB and the plan's XCom, so it sits outside that scope: clearing it re-checks the same
+attempt's data.
 
 Only the DAG asked for is built when a task starts (get_parsing_context), and parsing does
 no I/O besides reading the catalog once per process.
