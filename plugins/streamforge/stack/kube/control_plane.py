@@ -211,7 +211,9 @@ class ControlPlane:
         path.write_text(yaml.safe_dump(kubeconfig(self.server, self.ca_path, user, credentials, namespace)))
         return path
 
-    def add_node(self, name: str = "streamforge-worker-1", timeout: float = 60) -> Path:
+    def add_node(
+        self, name: str = "streamforge-worker-1", timeout: float = 60, container_start_seconds: float = 0.0
+    ) -> Path:
         """Start a process-backed node (streamforge.stack.kube.node) as `system:node:<name>`,
         with a client certificate, its kubelet serving certificate and a free kubelet port;
         returns once the Node is Ready. Stopped with the control plane."""
@@ -223,7 +225,8 @@ class ControlPlane:
         (port,) = free_ports(1)
         command = [sys.executable, "-m", "streamforge.stack.kube.node", f"--kubeconfig={config_file}",
                    f"--name={name}", f"--port={port}", f"--cert={serving.cert}", f"--key={serving.key}",
-                   f"--ca={self.ca_path}", f"--workdir={node_dir}"]  # fmt: skip
+                   f"--ca={self.ca_path}", f"--workdir={node_dir}",
+                   f"--container-start-seconds={container_start_seconds}"]  # fmt: skip
         self._spawn(f"node-{name}", command, executable=False)
         self._wait_node_ready(name, time.monotonic() + timeout)
         return node_dir

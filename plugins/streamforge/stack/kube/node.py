@@ -116,10 +116,14 @@ class PodRun:
 
 
 class ProcessNode:
-    """:param api: ApiClient authenticated as `system:node:<name>`."""
+    """:param api: ApiClient authenticated as `system:node:<name>`.
+    :param container_start_seconds: how long a pod stays ContainerCreating before its process
+        starts, as a kubelet pulling an image and creating the container would.
+    """
 
-    def __init__(self, api: Any, name: str, port: int, workdir: Path) -> None:
+    def __init__(self, api: Any, name: str, port: int, workdir: Path, container_start_seconds: float = 0.0) -> None:
         self.core = client.CoreV1Api(api)
+        self.container_start_seconds = container_start_seconds
         self.name = name
         self.port = port
         self.workdir = workdir
@@ -218,6 +222,10 @@ class ProcessNode:
                 return
             if run is None:
                 run = self._admit(pod)
+                if self.container_start_seconds > 0:
+                    threading.Timer(self.container_start_seconds, self._sync_all).start()
+            if (now() - run.started_at).total_seconds() < self.container_start_seconds:
+                return  # still "creating the container"
             if any(c.process is None and c.exit_code is None for c in run.containers.values()):
                 self._start(pod, run)
 
@@ -544,10 +552,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--key", required=True, type=Path)
     parser.add_argument("--ca", required=True, type=Path, help="verifies the API server's client certificate")
     parser.add_argument("--workdir", required=True, type=Path)
+    parser.add_argument("--container-start-seconds", type=float, default=0.0,
+                        help="ContainerCreating time before a pod's process starts (image pull + create)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s", stream=sys.stdout)
     node = ProcessNode(config.new_client_from_config(config_file=str(args.kubeconfig)), args.name, args.port,
-                       args.workdir)  # fmt: skip
+                       args.workdir, args.container_start_seconds)  # fmt: skip
     server = serve_logs(node, args.cert, args.key, args.ca)
     node.register()
     log.info("node %s registered, kubelet port %s", args.name, args.port)
