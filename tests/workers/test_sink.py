@@ -334,12 +334,22 @@ def test_trades_day_three_partitions(kafka_broker, kafka_topic, arango_db, make_
     )
 
 
-def test_kill_9_then_restart_loses_and_duplicates_nothing(kafka_broker, kafka_topic, arango_db, make_sink) -> None:
+@pytest.mark.parametrize("overlap", ["false", "true"], ids=["write-inline", "write-overlapped"])
+def test_kill_9_then_restart_loses_and_duplicates_nothing(
+    kafka_broker, kafka_topic, arango_db, make_sink, overlap
+) -> None:
     topic = kafka_topic(partitions=3)
     trades = day_trades()[:30_000]
     produce(kafka_broker, topic, trades, partitions=3)
     collection = "btcusd_perp_api_trades_2026_05_08"
-    first = make_sink(topic, collection, data_type="api_trades", symbol="BTCUSD_PERP", batch_size="100").start()
+    first = make_sink(
+        topic,
+        collection,
+        data_type="api_trades",
+        symbol="BTCUSD_PERP",
+        arango_batch_size="100",
+        arango_write_overlap=overlap,
+    ).start()
     wait_for_count(arango_db, collection, 5_000)
     first.proc.send_signal(signal.SIGKILL)
     assert first.wait() == -signal.SIGKILL
@@ -373,7 +383,7 @@ def test_malformed_record_fails_at_its_offset(kafka_broker, kafka_topic, arango_
     produce(kafka_broker, topic, [*candles[:10], bad, *candles[11:]], eos=30)
     collection = "btcusdt_api_candles_1m_2020_01_01"
 
-    sink = make_sink(topic, collection, batch_size="4")
+    sink = make_sink(topic, collection, arango_batch_size="4")
     assert sink.run() == 1, sink.log_tail()
     event = sink.terminal()
     assert event.status is Status.ERROR
@@ -394,7 +404,7 @@ def test_error_event_counts_every_record_stored_before_a_bad_one(
     produce(kafka_broker, topic, [*candles[:20], b"not json", *candles[21:]], eos=30)
     collection = "btcusdt_api_candles_1m_2020_01_01"
 
-    sink = make_sink(topic, collection, batch_size="7")
+    sink = make_sink(topic, collection, arango_batch_size="7")
     assert sink.run() == 1, sink.log_tail()
     event = sink.terminal()
     assert event.status is Status.ERROR and "offset 20" in (event.error_message or "")
@@ -440,7 +450,7 @@ def test_stop_mid_consume_and_before_start(kafka_broker, kafka_topic, arango_db,
     running = make_sink(
         topic,
         collection,
-        batch_size="100",
+        arango_batch_size="100",
         batch_max_latency_ms="600000",
         metrics_port=str(port),
         metrics_host="127.0.0.1",

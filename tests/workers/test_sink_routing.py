@@ -33,7 +33,13 @@ def test_three_days_land_in_their_own_collections(kafka_broker, kafka_topic, ara
     days = {day: real_day(day) for day in DAYS}
     produce(kafka_broker, topic, [c for day in DAYS for c in days[day]], partitions=2)
     env = sink_env(
-        kafka_broker, arango_endpoint, arango_db.name, topic, "", TIME_RANGE="2020-01-01/2020-01-04", BATCH_SIZE="700"
+        kafka_broker,
+        arango_endpoint,
+        arango_db.name,
+        topic,
+        "",
+        TIME_RANGE="2020-01-01/2020-01-04",
+        ARANGO_BATCH_SIZE="700",
     )
     sink = make_sink(topic, "", env=env)
     assert sink.run() == 0, sink.log_tail()

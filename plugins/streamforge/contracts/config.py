@@ -286,8 +286,15 @@ class SinkSettings(RunEnv):
     arango_db: str = "streamforge"
     arango_user: str = "root"
     arango_password: SecretStr = SecretStr("")
-    batch_size: Annotated[int, PER_RUN] = Field(default=1000, gt=0, le=100_000)
+    # Documents per ArangoDB import: the deployment's setting, not the run's (the run's BATCH_SIZE
+    # is the loader's Binance page, at most 1000). Larger imports cost less CPU per document
+    # (bench/README.md: 1.5x records per CPU-second at 5000 than at 1000).
+    arango_batch_size: int = Field(default=5000, gt=0, le=100_000)
     batch_max_latency_ms: int = Field(default=500, gt=0)
+    # Store batch N on a background thread while N+1 is read and decoded. Off by default: with the
+    # server on the same cores it cost ~20 % more CPU per record (GIL hand-offs) for no throughput;
+    # it pays off when a remote ArangoDB's import time is what the sink waits for.
+    arango_write_overlap: bool = False
     # While ArangoDB is unreachable (refused, timeout, 5xx) a request is retried with
     # exponential backoff (ARANGO_RETRY_WAIT_SECONDS, doubled each time, capped at 8 s) up to
     # ARANGO_RETRY_ATTEMPTS tries — about 25 s by default — then the sink fails.

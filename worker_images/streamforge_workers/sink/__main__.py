@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Sequence
 from typing import NoReturn, cast
@@ -24,6 +25,7 @@ def body(ctx: WorkerContext) -> int:
     settings = cast(SinkSettings, ctx.settings)
     writer = ArangoWriter(settings, component=ctx.component, sleep=ctx.wait, log=ctx.log)
     consumer = Consumer(consumer_config(settings))
+    quiet_gc()
     cpu_started = time.process_time()
     try:
         total = SinkEngine(ctx, settings, writer, consumer).run()
@@ -34,6 +36,20 @@ def body(ctx: WorkerContext) -> int:
     finally:
         consumer.close()
         writer.close()
+
+
+def quiet_gc() -> None:
+    """Keep the cyclic GC off the hot loop: it found nothing to free there and cost ~10 % of the CPU.
+
+    Each batch allocates thousands of short-lived, acyclic objects (Kafka messages; the documents
+    are untracked msgspec structs), which refcounting frees at once. With the default thresholds
+    they still triggered a young collection every few hundred and regular full ones over every
+    module loaded at start-up. Start-up objects are frozen out of the collector and young
+    collections run every 50,000 allocations instead of 700; cycles are still collected.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def main(argv: Sequence[str] | None = None) -> NoReturn:

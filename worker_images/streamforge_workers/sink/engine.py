@@ -7,10 +7,13 @@ exactly where its trusted commit says (see ledger.py). Offsets are committed syn
 only after the batch they cover is stored, so a crash replays at most two batches (the one
 being written and the open one), which the import's replace-on-`_key` turns into the same documents.
 
-Throughput: a full batch is handed to a writer thread, and the next batch is read and decoded
-while ArangoDB stores it (one batch in flight at most; its commit follows its write, on this
-thread). Data records are decoded and counted per run of one partition (RecordCodec.decode_many,
-Ledger.add_records); errors, markers and anything with headers go one by one.
+Throughput: data records are decoded and counted per run of one partition
+(RecordCodec.decode_many, Ledger.add_records); errors, markers and anything with headers go one
+by one. A full batch is handed to the writer and committed once stored. With
+ARANGO_WRITE_OVERLAP the write runs on a thread while the next batch is read and decoded (one
+batch in flight at most; its commit still follows its write, on this thread); without it (the
+default) the write is a plain call, which measured cheaper in CPU when the sink and the server
+share cores (ARCHITECTURE §4).
 
 Done = the end-of-stream marker is committed on every partition; the total then comes from the
 commit metadata (exact across restarts) and must equal the loader's announced count.
@@ -100,7 +103,7 @@ class SinkEngine:
         self._batch: list[Document] = []
         self._batch_started: float | None = None
         self._writing: _Write | None = None
-        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-writer")
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="sink-writer") if settings.arango_write_overlap else None
         self._latency_s = settings.batch_max_latency_ms / 1000
         self._warned_after_eos: set[int] = set()
         register(self._component)
@@ -124,10 +127,13 @@ class SinkEngine:
         )
         if not ledger.all_finished:
             self._consumer.assign(ledger.start_positions())
-            with self._pool:
-                # Leaving waits for a write still running (after a stop or an error): it is never
-                # committed, the next run writes it again.
+            try:
                 self._consume(ledger)
+            finally:
+                if self._pool is not None:
+                    # Waits for a write still running (after a stop or an error): it is never
+                    # committed, the next run writes it again.
+                    self._pool.shutdown()
         try:
             return ledger.final_total()
         except LedgerError as exc:
@@ -142,7 +148,7 @@ class SinkEngine:
             if ledger.all_eos_seen:  # nothing left to read: store and commit the rest
                 self._flush(ledger, wait=True)
                 continue
-            room = self._settings.batch_size - len(self._batch)
+            room = self._settings.arango_batch_size - len(self._batch)
             messages = self._consumer.consume(
                 num_messages=max(1, min(room, MAX_MESSAGES_PER_POLL)), timeout=self._poll_timeout()
             )
@@ -164,7 +170,8 @@ class SinkEngine:
             return False
         assert self._batch_started is not None
         return (
-            len(self._batch) >= self._settings.batch_size or time.monotonic() - self._batch_started >= self._latency_s
+            len(self._batch) >= self._settings.arango_batch_size
+            or time.monotonic() - self._batch_started >= self._latency_s
         )
 
     def _take_all(self, messages: list[Message], ledger: Ledger) -> None:
@@ -264,9 +271,22 @@ class SinkEngine:
         if docs or ledger.pending_commits():
             records, commits = ledger.hand_over()
             self._batch, self._batch_started = [], None
-            self._writing = _Write(self._pool.submit(self._writer.write, docs), records, commits, time.monotonic())
+            self._writing = _Write(self._submit(docs), records, commits, time.monotonic())
         if wait:
             self._commit_written(ledger, wait=True)
+
+    def _submit(self, docs: list[Document]) -> Future[None]:
+        """Start storing `docs`: on the writer thread, or here and now (then the future is done)."""
+        if self._pool is not None:
+            return self._pool.submit(self._writer.write, docs)
+        done: Future[None] = Future()
+        try:
+            self._writer.write(docs)
+        except Exception as exc:  # raised where the threaded write raises it: at its commit
+            done.set_exception(exc)
+        else:
+            done.set_result(None)
+        return done
 
     def _commit_written(self, ledger: Ledger, *, wait: bool) -> None:
         """Commit the batch handed over once it is stored (raises what the write raised)."""
