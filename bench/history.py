@@ -78,8 +78,10 @@ def backfill(
             time.sleep(2)
         wall = time.monotonic() - began
         failures = {r["dag_run_id"]: _why(api, dag_id, r["dag_run_id"]) for r in found if r["state"] != "success"}
+        tasks = task_breakdown(api, dag_id, [r["dag_run_id"] for r in found])
     durations = [d for r in found if (d := sf.run_seconds(r)) is not None]
     return {
+        "tasks": tasks,
         "dag_id": dag_id,
         "runs": len(found),
         "succeeded": sum(r["state"] == "success" for r in found),
@@ -87,6 +89,38 @@ def backfill(
         "wall_s": wall,
         "run_duration_median_s": statistics.median(durations) if durations else None,
     }
+
+
+def task_breakdown(api: Any, dag_id: str, run_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """Per task id over the runs: median seconds queued (queued → start) and running (start → end),
+    and how many tries ran (a reschedule sensor's pokes are tries of one task instance)."""
+    from streamforge.stack import local as sf
+
+    queued: dict[str, list[float]] = {}
+    running: dict[str, list[float]] = {}
+    states: dict[str, dict[str, int]] = {}
+    for run_id in run_ids:
+        body = sf.check(api.get(f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances", params={"limit": 100}))
+        for ti in body["task_instances"]:
+            task = ti["task_id"]
+            counts = states.setdefault(task, {})
+            counts[ti["state"] or "none"] = counts.get(ti["state"] or "none", 0) + 1
+            if ti.get("queued_when") and ti.get("start_date"):
+                queued.setdefault(task, []).append(_seconds(ti["queued_when"], ti["start_date"]))
+            if ti.get("start_date") and ti.get("end_date"):
+                running.setdefault(task, []).append(_seconds(ti["start_date"], ti["end_date"]))
+    return {
+        task: {
+            "states": counts,
+            "queued_median_s": round(statistics.median(queued[task]), 1) if queued.get(task) else None,
+            "running_median_s": round(statistics.median(running[task]), 1) if running.get(task) else None,
+        }
+        for task, counts in states.items()
+    }
+
+
+def _seconds(first: str, last: str) -> float:
+    return (datetime.fromisoformat(last) - datetime.fromisoformat(first)).total_seconds()
 
 
 def _why(api: Any, dag_id: str, run_id: str) -> dict[str, Any]:
@@ -99,7 +133,21 @@ def _why(api: Any, dag_id: str, run_id: str) -> dict[str, Any]:
         alert = sf.xcom(api, dag_id, run_id, "watcher", ALERT_XCOM_KEY)
     except Exception as exc:  # no alert recorded: say so rather than lose the other facts
         alert = f"no alert: {exc}"
-    return {"failed_tasks": failed, "alert": alert}
+    logs = {task: _log_tail(api, dag_id, run_id, task) for task in failed if task != "watcher"}
+    return {"failed_tasks": failed, "alert": alert, "log_tails": logs}
+
+
+def _log_tail(api: Any, dag_id: str, run_id: str, task_id: str, lines: int = 12) -> list[str]:
+    """The last lines of the task's latest try (what its failure says)."""
+    path = f"/api/v2/dags/{dag_id}/dagRuns/{run_id}/taskInstances/{task_id}"
+    try:
+        tries = api.get(path).json().get("try_number") or 1
+        body = api.get(f"{path}/logs/{tries}", headers={"Accept": "application/json"}).json()
+    except Exception as exc:  # a diagnostic: say why it is missing rather than fail the report
+        return [f"no log: {exc}"]
+    content = body.get("content") or []
+    text = [c.get("event", str(c)) if isinstance(c, dict) else str(c) for c in content]
+    return text[-lines:]
 
 
 def documents(stack: Any, days: list[date]) -> dict[str, int]:
@@ -111,7 +159,14 @@ def documents(stack: Any, days: list[date]) -> dict[str, int]:
     return out
 
 
-def run(months: int, daily_days: int, max_active_runs: int, parallelism: int, log: Callable[[str], None]) -> dict:
+def run(
+    months: int,
+    daily_days: int,
+    max_active_runs: int,
+    parallelism: int,
+    sensor: dict[str, Any],
+    log: Callable[[str], None],
+) -> dict:
     from streamforge.stack.binance_replay import ReplayServer
     from streamforge.stack.binance_replay.catalog import default_data_dirs
     from streamforge.stack.binance_replay.synthetic import write_kline_months
@@ -121,7 +176,8 @@ def run(months: int, daily_days: int, max_active_runs: int, parallelism: int, lo
     end = _months(month_starts[-1], 2)[1]
     days = [FIRST_MONTH + timedelta(days=i) for i in range((end - FIRST_MONTH).days)]
     daily_sample = days[:daily_days]
-    results: dict[str, Any] = {"days": len(days), "months": months, "max_active_runs": max_active_runs}
+    results: dict[str, Any] = {"days": len(days), "months": months, "max_active_runs": max_active_runs,
+                               "parallelism": parallelism, "sensor": sensor}  # fmt: skip
     root = Path(tempfile.mkdtemp(prefix="sf-synthetic-binance-"))
     began = time.monotonic()
     write_kline_months(root, FIRST_MONTH, months, symbol=SYMBOL, interval="1m")
@@ -130,7 +186,7 @@ def run(months: int, daily_days: int, max_active_runs: int, parallelism: int, lo
     log(f"synthetic data: {months} months of {SYMBOL} 1m in {results['synthetic']['write_s']:.1f}s ({root})")
     pipelines = [{"name": "history-bench", "symbols": [SYMBOL], "types": [TYPE],
                   "overrides": {"history": {"since": FIRST_MONTH.isoformat(), "window": "month"},
-                                "max_active_runs": max_active_runs}}]  # fmt: skip
+                                "max_active_runs": max_active_runs, "sensor": sensor}}]  # fmt: skip
     with ReplayServer(data_dirs=[*default_data_dirs(), root]) as replay:
         stack = LocalStack(binance=replay, parallelism=parallelism, catalog_overrides={"pipelines": pipelines},
                            log=lambda line: log(f"  {line}"))  # fmt: skip
@@ -169,6 +225,10 @@ def table(r: dict[str, Any]) -> str:
          f"run median {m['run_duration_median_s'] or 0:.0f}s"),
         ("  ratio monthly / daily (days per minute)", f"{r['ratio_monthly_over_daily']:.1f}x", "target >= 20x"),
     ]  # fmt: skip
+    for part in (d, m):
+        rows.append((f"  {part['dag_id']}: median s queued / running per task", "", ""))
+        rows += [(f"    {task}", "", f"{t['queued_median_s']} / {t['running_median_s']}  {t['states']}")
+                 for task, t in part.get("tasks", {}).items()]  # fmt: skip
     width = max(len(row[0]) for row in rows)
     lines = [f"{'BTCUSDT 1m, SYNTHETIC 2021 (real days shifted)':<{width}}  {'days/min':>9}  notes"]
     lines += ["-" * (width + 60)] + [f"{a:<{width}}  {b:>9}  {c}" for a, b, c in rows]
@@ -179,13 +239,28 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench history", description=__doc__.splitlines()[0])
     parser.add_argument("--months", type=int, default=12, help="synthetic months from 2021-01 (monthly DAG runs)")
     parser.add_argument("--daily-days", type=int, default=12, help="days of the daily DAG's real backfill")
-    parser.add_argument("--max-active-runs", type=int, default=4, help="of both DAGs and both backfills")
-    parser.add_argument("--parallelism", type=int, default=16, help="Airflow [core] parallelism of the stack")
+    parser.add_argument("--max-active-runs", type=int, default=12, help="of both DAGs and both backfills")
+    parser.add_argument(
+        "--parallelism",
+        type=int,
+        default=None,
+        help="Airflow [core] parallelism (default: room for every waiting task of every active run)",
+    )
+    parser.add_argument(
+        "--sensor-mode",
+        choices=("poke", "reschedule"),
+        default="poke",
+        help="catalog sensor.mode of the pipeline (both DAGs)",
+    )
+    parser.add_argument("--poke-interval", type=float, default=3, help="catalog sensor.poke_interval_seconds")
     args = parser.parse_args(argv)
+    # Three waiting tasks per active run (both workers and the outcome sensor), plus plan/verify/...
+    parallelism = args.parallelism or 3 * args.max_active_runs + 8
+    sensor = {"mode": args.sensor_mode, "poke_interval_seconds": args.poke_interval}
     meta = {"started_at": datetime.now(UTC).isoformat(), "cpus": os.cpu_count(), "python": platform.python_version(),
             "load_average_before": os.getloadavg()}  # fmt: skip
     began = time.monotonic()
-    results = run(args.months, args.daily_days, args.max_active_runs, args.parallelism, _say)
+    results = run(args.months, args.daily_days, args.max_active_runs, parallelism, sensor, _say)
     meta |= {"load_average_after": os.getloadavg(), "wall_s": time.monotonic() - began}
     RESULTS.mkdir(parents=True, exist_ok=True)
     output = RESULTS / f"history-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"

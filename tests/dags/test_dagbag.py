@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from tests.dags.helpers import DAG_1M, DAGS, REPO
+from tests.dags.helpers import DAG_1M, DAGS, REPO, catalog_data
 
 EXPECTED = (
     {
@@ -172,3 +172,15 @@ def test_local_runner_dags(monkeypatch: pytest.MonkeyPatch) -> None:
     assert type(dag.get_task("run_sink")).__name__ == "LocalWorkerOperator"
     sensor = dag.get_task("await_outcome")
     assert sensor.deferrable is False and sensor.mode == "reschedule"
+
+
+def test_poke_mode_keeps_every_waiting_task_in_its_process() -> None:
+    """sensor.mode poke: the local workers and the outcome sensor poke in place (no re-queue per check)."""
+    from streamforge.orchestration.catalog import parse_catalog
+    from streamforge.orchestration.factory import build_dag
+
+    data = catalog_data(runner="local", sensor={"mode": "poke", "poke_interval_seconds": 3})
+    dag = build_dag(parse_catalog(data).get(DAG_1M))
+    waiting = [dag.get_task(t) for t in ("run_loader", "run_sink", "await_outcome")]
+    assert [(t.mode, t.poke_interval) for t in waiting] == [("poke", 3)] * 3
+    assert dag.get_task("await_outcome").deferrable is False

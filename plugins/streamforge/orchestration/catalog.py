@@ -54,12 +54,20 @@ class Role(StrEnum):
 
 
 class SensorMode(StrEnum):
-    # auto = deferrable with the kubernetes runner; reschedule with the local runner, whose
-    # workers are child processes of task slots (and dag.test runs tasks one at a time, so a
-    # sensor deferred in-line before the workers start would wait forever).
+    """How a run's waiting tasks wait: the outcome sensor, and the workers of the local runner.
+
+    auto = deferrable with the kubernetes runner; reschedule with the local runner, whose
+    workers are child processes of task slots (and dag.test runs tasks one at a time, so a
+    sensor deferred in-line before the workers start would wait forever). poke keeps each
+    waiting task's process and slot and checks every poke interval: no re-queue per check, so
+    none of Airflow 3.3's stale-executor-event races (apache/airflow#71172) and no process start
+    per check, which is what many concurrent runs under a scheduler need (not for dag.test).
+    """
+
     AUTO = "auto"
     DEFERRABLE = "deferrable"
     RESCHEDULE = "reschedule"
+    POKE = "poke"
 
 
 class _Strict(BaseModel):

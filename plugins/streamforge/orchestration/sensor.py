@@ -4,7 +4,8 @@ Deferrable (production): defers to QueueOutcomeTrigger, which holds one consumer
 triggerer until the outcome or the plan's deadline. Reschedule (local runner): each poke reads
 the queue from QUEUE_CREATED_AT to the end and applies the same rule, freeing the slot in
 between; this also keeps `dag.test`, which runs tasks one at a time, from waiting in-line for
-workers it has not started yet.
+workers it has not started yet. Poke (catalog `sensor.mode: poke`): the same pokes in one
+process that keeps its slot (catalog.SensorMode says when that is the better choice).
 
 The outcome is pushed as XCom `outcome` in every case (alerts and `send_stop` quote it) and
 returned (XCom `return_value`) on success; any failure fails the task with its message.
@@ -44,7 +45,9 @@ class QueueOutcomeSensor(BaseSensorOperator):
         max_timeout_minutes: int = 720,
         **kwargs: Any,
     ) -> None:
-        if not deferrable:
+        if deferrable:
+            kwargs.pop("mode", None)
+        else:
             kwargs.setdefault("mode", "reschedule")
         kwargs.setdefault("timeout", (timedelta(minutes=max_timeout_minutes) + _BACKSTOP).total_seconds())
         super().__init__(**kwargs)

@@ -26,6 +26,7 @@ def worker_task_id(role: str) -> str:
     """`run_loader` / `run_sink` for a worker role."""
     return f"run_{role}"
 
+
 # The maintenance DAGs (orchestration/maintenance.py): one task each.
 SUMMARIZE_COVERAGE: Final = "summarize_coverage"
 SWEEP: Final = "sweep"

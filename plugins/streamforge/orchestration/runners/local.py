@@ -2,9 +2,10 @@
 
 The worker runs as `sys.executable -m <module> <args>` under a tiny supervisor
 (streamforge.orchestration.supervise) that records its exit code. The task is a
-reschedule-mode sensor: its first poke starts the process, later pokes copy the new output
-into the task log and, once the exit code is there, decide the task (ARCHITECTURE §5): 0 ok; 1 error,
-2 bad configuration, 3 interrupted, or a signal fail it with the worker's own message.
+reschedule-mode sensor (poke mode with the catalog's `sensor.mode: poke`): its first poke
+starts the process, later pokes copy the new output into the task log and, once the exit code
+is there, decide the task (ARCHITECTURE §5): 0 ok; 1 error, 2 bad configuration, 3 interrupted,
+or a signal fail it with the worker's own message.
 
 Why not one blocking execute(): the loader, the sink and the outcome sensor must run at the
 same time, and a blocking task would hold a worker slot for hours; under `dag.test`, which runs
@@ -44,7 +45,7 @@ from streamforge.contracts.config import (
     SinkSettings,
     env_names,
 )
-from streamforge.orchestration.catalog import DagSpec
+from streamforge.orchestration.catalog import DagSpec, SensorMode
 from streamforge.orchestration.connections import worker_env
 from streamforge.orchestration.guards import claim_queue
 from streamforge.orchestration.root_cause import INTERRUPTED
@@ -295,6 +296,7 @@ def local_operator(spec: DagSpec, worker: WorkerSpec, **kwargs: Any) -> LocalWor
         deadline=plan_ref("deadline"),
         queue_id=worker.queue_id,
         poke_interval=settings.sensor.poke_interval_seconds,
+        mode="poke" if settings.effective_sensor_mode is SensorMode.POKE else "reschedule",
         timeout=timedelta(minutes=settings.run.max_timeout_minutes + 30).total_seconds(),
         retries=0,
         **kwargs,
