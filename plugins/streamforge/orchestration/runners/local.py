@@ -232,7 +232,10 @@ class LocalWorkerOperator(BaseSensorOperator):
         # deleted and created again with the same run id (same queue id) gets a new one.
         owner = f"{ti.run_id} try {ti.try_number} ti {ti.id}"
         process = self._process()
-        name = f"{self.component} ({self.queue_id})"
+        # Named as the outcome sensor names it (component and telemetry producer id), so an alert
+        # quotes the same worker whichever of the two failed first; the queue id finds its state.
+        producer = self.env.get("TELEMETRY_PRODUCER_ID")
+        name = f"{self.component} ({producer}, {self.queue_id})" if producer else f"{self.component} ({self.queue_id})"
         if not process.started:
             claim_queue(context, self.queue_id)
             command = [sys.executable, "-m", self.module, *self.args]
