@@ -296,6 +296,11 @@ class PipelineSettings(_Strict):
             return self.sensor.mode
         return SensorMode.DEFERRABLE if self.runner is Runner.KUBERNETES else SensorMode.RESCHEDULE
 
+    @property
+    def waiting_mode(self) -> str:
+        """BaseSensorOperator `mode` of the tasks that wait without deferring (poke or reschedule)."""
+        return "poke" if self.effective_sensor_mode is SensorMode.POKE else "reschedule"
+
 
 class PipelineEntry(_Strict):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$", max_length=63)

@@ -142,7 +142,7 @@ def build_dag(spec: DagSpec) -> DAG:
             plan=planned,
             kafka_config_id=kafka_id,
             deferrable=s.effective_sensor_mode is SensorMode.DEFERRABLE,
-            mode="poke" if s.effective_sensor_mode is SensorMode.POKE else "reschedule",
+            mode=s.waiting_mode,
             poke_interval=s.sensor.poke_interval_seconds,
             max_timeout_minutes=s.run.max_timeout_minutes,
             retries=0,

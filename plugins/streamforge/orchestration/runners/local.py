@@ -45,7 +45,7 @@ from streamforge.contracts.config import (
     SinkSettings,
     env_names,
 )
-from streamforge.orchestration.catalog import DagSpec, SensorMode
+from streamforge.orchestration.catalog import DagSpec
 from streamforge.orchestration.connections import worker_env
 from streamforge.orchestration.guards import claim_queue
 from streamforge.orchestration.root_cause import INTERRUPTED
@@ -299,7 +299,7 @@ def local_operator(spec: DagSpec, worker: WorkerSpec, **kwargs: Any) -> LocalWor
         deadline=plan_ref("deadline"),
         queue_id=worker.queue_id,
         poke_interval=settings.sensor.poke_interval_seconds,
-        mode="poke" if settings.effective_sensor_mode is SensorMode.POKE else "reschedule",
+        mode=settings.waiting_mode,
         timeout=timedelta(minutes=settings.run.max_timeout_minutes + 30).total_seconds(),
         retries=0,
         **kwargs,
